@@ -1,0 +1,116 @@
+"""The `case.yaml` schema (format version 1); see docs/case-format.md."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from hepablate.anatomy.vocabulary import STRUCTURE_NAMES
+from hepablate.errors import InputError
+
+CASE_FORMAT_VERSION = 1
+
+SegmentationFormat = Literal["auto", "labelmap", "slicer_seg", "dicom_seg", "rtstruct"]
+
+
+class StructureSpec(BaseModel):
+    """One structure: where to find it and what it is."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(description="standard structure name, e.g. liver, tumour, portal_vein")
+    id: str | None = Field(None, description="tumour id (required for tumours), e.g. T1")
+    label: int | None = Field(None, description="label-map value or DICOM SEG segment number")
+    segment: str | None = Field(None, description="segment / ROI name in the segmentation file")
+    file: str | None = Field(None, description="a mask file of its own, relative to the case")
+
+    @model_validator(mode="after")
+    def _check(self) -> StructureSpec:
+        if self.name not in STRUCTURE_NAMES:
+            raise ValueError(
+                f"unknown structure name '{self.name}'; expected one of {', '.join(STRUCTURE_NAMES)}"
+            )
+        if self.name == "tumour" and not self.id:
+            raise ValueError("a tumour needs an 'id' (e.g. T1)")
+        if self.name != "tumour" and self.id:
+            raise ValueError(f"only tumours take an 'id' (structure '{self.name}')")
+        given = [x is not None for x in (self.label, self.segment, self.file)]
+        if sum(given) != 1:
+            raise ValueError(
+                f"structure '{self.key}' needs exactly one of 'label', 'segment' or 'file'"
+            )
+        return self
+
+    @property
+    def key(self) -> str:
+        return f"tumour:{self.id}" if self.name == "tumour" else self.name
+
+
+class SegmentationSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    file: str = Field(description="label map, .seg.nrrd, DICOM SEG or RTSTRUCT, relative path")
+    format: SegmentationFormat = "auto"
+
+
+class CaseSpec(BaseModel):
+    """Contents of `case.yaml`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    format_version: int = CASE_FORMAT_VERSION
+    case_id: str
+    description: str = ""
+    ct: str | None = Field(None, description="CT file, or a folder with one DICOM series")
+    segmentation: SegmentationSpec | None = None
+    structures: list[StructureSpec]
+    target: str = Field(description="id of the target tumour")
+    margin_mm: float = Field(5.0, ge=0, le=30, description="required ablative margin (mm)")
+    resample_masks: bool = Field(
+        False,
+        description="resample masks whose grid differs from the reference grid (nearest "
+        "neighbour); when false such a mismatch is an error",
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> CaseSpec:
+        if self.format_version != CASE_FORMAT_VERSION:
+            raise ValueError(
+                f"format_version {self.format_version} not supported (expected {CASE_FORMAT_VERSION})"
+            )
+        keys = [s.key for s in self.structures]
+        dup = {k for k in keys if keys.count(k) > 1}
+        if dup:
+            raise ValueError(f"structures listed twice: {', '.join(sorted(dup))}")
+        if f"tumour:{self.target}" not in keys:
+            raise ValueError(f"target '{self.target}' is not a tumour id listed in 'structures'")
+        if "liver" not in keys:
+            raise ValueError("a case needs a 'liver' structure")
+        needs_seg = [s.key for s in self.structures if s.file is None]
+        if needs_seg and self.segmentation is None:
+            raise ValueError(
+                f"structures {', '.join(needs_seg)} refer to a segmentation file but "
+                "'segmentation' is not given"
+            )
+        return self
+
+
+def read_case_spec(path: Path) -> CaseSpec:
+    if not path.exists():
+        raise InputError("file not found (a case directory needs a case.yaml)", source=str(path))
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise InputError(f"not valid YAML ({str(exc).splitlines()[0]})", source=str(path)) from None
+    if not isinstance(raw, dict):
+        raise InputError("expected a mapping at the top level", source=str(path))
+    try:
+        return CaseSpec.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(x) for x in err["loc"]) or None
+        msg = err["msg"].removeprefix("Value error, ")
+        raise InputError(msg, source=str(path), field=loc) from None

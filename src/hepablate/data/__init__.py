@@ -1,0 +1,1 @@
+"""Packaged data files: tissue table, devices, benchmarks (each value with its source)."""

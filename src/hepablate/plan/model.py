@@ -1,0 +1,184 @@
+"""Plan file models (format version 1). Coordinates are LPS, mm; directions are unit vectors
+in LPS pointing the way the needle advances (from the skin entry towards the tip)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from hepablate.errors import InputError
+
+PLAN_FORMAT_VERSION = 1
+
+Vec3 = tuple[float, float, float]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Probe(_Model):
+    """An IRE needle electrode in one cycle. The active (uninsulated) part spans from
+    `tip_lps_mm - exposure_mm * direction_lps` to `tip_lps_mm`."""
+
+    id: str
+    cycle: int = Field(1, ge=1, description="placement cycle this position belongs to")
+    tip_lps_mm: Vec3
+    direction_lps: Vec3 = Field(description="unit vector of needle advance (entry -> tip)")
+    exposure_mm: float = Field(20.0, description="active exposure length (mm)")
+    diameter_mm: float = Field(1.07, description="outer diameter (mm); 19 G = 1.07 mm")
+    entry_lps_mm: Vec3 | None = Field(None, description="skin entry point (mm)")
+    depth_mm: float | None = Field(None, description="entry-to-tip path length (mm)")
+
+
+class IrePair(_Model):
+    """One pulse train between two probes, in delivery order."""
+
+    cycle: int = Field(1, ge=1)
+    anode: str
+    cathode: str
+    voltage_v: float
+    pulses: int = 90
+    pulse_width_us: float = 90.0
+    predicted_current_a: float | None = Field(None, description="result of the forward solve")
+    spacing_mm: float | None = Field(None, description="centre distance of the active parts")
+
+
+class Fibre(_Model):
+    """A bare laser fibre (its position for the first illumination)."""
+
+    id: str
+    tip_lps_mm: Vec3
+    direction_lps: Vec3 = Field(description="unit vector of needle advance (entry -> tip)")
+    core_diameter_um: float = 300.0
+    wavelength_nm: float = 1064.0
+    entry_lps_mm: Vec3 | None = None
+    depth_mm: float | None = None
+
+
+class Illumination(_Model):
+    """One illumination of one fibre. Illuminations sharing a `step` run simultaneously; a
+    pull-back moves the tip back along the fibre by `pullback_mm` from its first position."""
+
+    step: int = Field(1, ge=1)
+    fibre: str
+    power_w: float
+    duration_s: float
+    energy_j: float | None = Field(None, description="power_w * duration_s (filled if absent)")
+    pullback_mm: float = 0.0
+
+
+class IreSimulationSettings(_Model):
+    conductivity_model: Literal["nonlinear", "constant"] = "nonlinear"
+    temperature_dependence: bool = False
+    zone_threshold_v_per_cm: float | None = Field(
+        None, description="IRE threshold; default from the tissue table"
+    )
+    grid_spacing_mm: float = Field(1.0, gt=0)
+    roi_padding_mm: float = Field(
+        25.0, description="padding of the planning grid around probes and target (mm)"
+    )
+    thermal: bool = True
+
+
+class LaserSimulationSettings(_Model):
+    grid_spacing_mm: float = Field(1.0, gt=0)
+    roi_padding_mm: float = 25.0
+    time_step_s: float = Field(1.0, gt=0)
+    damage_criterion: Literal["arrhenius", "cem43"] = "arrhenius"
+    optical_scale: dict[str, float] = Field(
+        default_factory=dict,
+        description="multipliers on tissue-table optical properties, e.g. {'mu_a': 1.2}",
+    )
+
+
+class Metrics(_Model):
+    target_coverage: float | None = Field(None, description="fraction of tumour + margin in zone")
+    tumour_coverage: float | None = None
+    min_margin_mm: float | None = Field(
+        None, description="smallest tumour-surface-to-zone-boundary distance; <0 if uncovered"
+    )
+    ablation_volume_ml: float | None = None
+    non_target_liver_ml: float | None = None
+    coverage_probability: float | None = Field(
+        None, description="P(target_coverage >= threshold) under placement error (Monte Carlo)"
+    )
+    extra: dict[str, float] = Field(default_factory=dict)
+
+
+class PlanWarning(_Model):
+    level: Literal["info", "warning", "error"]
+    code: str
+    message: str
+
+
+class Parameter(_Model):
+    name: str
+    value: Any
+    unit: str = ""
+    source: str = ""
+
+
+class Provenance(_Model):
+    hepablate_version: str
+    created_utc: str
+    command: str = ""
+    input_hashes: dict[str, str] = Field(default_factory=dict)
+    parameters: list[Parameter] = Field(default_factory=list)
+
+
+class CaseRef(_Model):
+    case_id: str
+    path: str | None = None
+    target: str | None = None
+    margin_mm: float | None = None
+
+
+class Plan(_Model):
+    format_version: int = PLAN_FORMAT_VERSION
+    modality: Literal["ire", "laser"]
+    case: CaseRef | None = None
+    status: Literal["unevaluated", "feasible", "infeasible"] = "unevaluated"
+    status_reason: str = ""
+    probes: list[Probe] = Field(default_factory=list)
+    pairs: list[IrePair] = Field(default_factory=list)
+    fibres: list[Fibre] = Field(default_factory=list)
+    illuminations: list[Illumination] = Field(default_factory=list)
+    ire_simulation: IreSimulationSettings | None = None
+    laser_simulation: LaserSimulationSettings | None = None
+    metrics: Metrics = Field(default_factory=Metrics)
+    warnings: list[PlanWarning] = Field(default_factory=list)
+    runtime_s: float | None = None
+    provenance: Provenance | None = None
+
+    @field_validator("format_version")
+    @classmethod
+    def _version(cls, v: int) -> int:
+        if v != PLAN_FORMAT_VERSION:
+            raise ValueError(f"plan format_version {v} not supported (expected {PLAN_FORMAT_VERSION})")
+        return v
+
+
+def read_plan(path: str | Path) -> Plan:
+    p = Path(path)
+    if not p.exists():
+        raise InputError("plan file not found", source=str(p))
+    try:
+        raw = json.loads(p.read_text())
+    except json.JSONDecodeError as exc:
+        raise InputError(f"not valid JSON ({exc.msg}, line {exc.lineno})", source=str(p)) from None
+    try:
+        return Plan.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(x) for x in err["loc"]) or None
+        raise InputError(err["msg"].removeprefix("Value error, "), source=str(p), field=loc) from None
+
+
+def write_plan(plan: Plan, path: str | Path) -> Path:
+    p = Path(path)
+    p.write_text(plan.model_dump_json(indent=2, exclude_none=False) + "\n")
+    return p
