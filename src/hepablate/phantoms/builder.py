@@ -265,7 +265,7 @@ def ire_example_spec() -> PhantomSpec:
                      gap_mm=0.0),
             TubeSpec(name="bile_duct", radius_mm=2.0, direction=(0, 0, 1), side=(0, 1, 0),
                      gap_mm=0.0),
-            TubeSpec(name="hepatic_vein", radius_mm=4.0, direction=(1, 0, 0), side=(0, 0, 1),
+            TubeSpec(name="hepatic_vein", radius_mm=4.0, direction=(0, 1, 0), side=(-1, 0, 1),
                      gap_mm=15.0),
         ],
         margin_mm=5.0,
