@@ -149,11 +149,16 @@ def test_mask_geometry_mismatch_is_an_error_unless_resampling(run_cli, tmp_path)
     # Replace the liver mask by one on a finer grid: same anatomy, different geometry.
     from hepablate.core.volume import resample_to
 
-    fine = Volume(np.zeros(tuple(2 * n for n in case.grid.array.shape), np.uint8), (1.0,) * 3,
-                  tuple(o - 0.5 for o in case.grid.origin_lps_mm))
+    fine = Volume(
+        np.zeros(tuple(2 * n for n in case.grid.array.shape), np.uint8),
+        (1.0,) * 3,
+        tuple(o - 0.5 for o in case.grid.origin_lps_mm),
+    )
     liver_fine = resample_to(case.grid.with_array(case.structures["liver"]), fine)
-    write_image(liver_fine.with_array(liver_fine.array.astype(np.uint8)),
-                tmp_path / "c" / "masks" / "liver.nii.gz")
+    write_image(
+        liver_fine.with_array(liver_fine.array.astype(np.uint8)),
+        tmp_path / "c" / "masks" / "liver.nii.gz",
+    )
     _check_cli_error(run_cli, tmp_path / "c", "liver.nii.gz", "geometry", "resample_masks")
     _edit_yaml(tmp_path / "c", resample_masks=True)
     loaded = load_case(tmp_path / "c")

@@ -87,8 +87,10 @@ def test_bundled_examples_check(run_cli, name, diameter):
 
 
 def test_bundled_examples_are_what_the_builder_makes():
-    for name, spec in [("ire-perihilar", ire_example_spec()), ("laser-peripheral",
-                                                                laser_example_spec())]:
+    for name, spec in [
+        ("ire-perihilar", ire_example_spec()),
+        ("laser-peripheral", laser_example_spec()),
+    ]:
         on_disk = load_case(f"examples/{name}")
         built = build_phantom(spec)
         for k, m in built.structures.items():
@@ -96,8 +98,20 @@ def test_bundled_examples_are_what_the_builder_makes():
 
 
 def test_phantom_cli_writes_case(run_cli, tmp_path):
-    res = run_cli("phantom", "--out", tmp_path / "p", "--tumour-diameter-mm", "18",
-                  "--vessel-gap-mm", "3", "--duct-gap-mm", "6", "--spacing-mm", "2", "--json")
+    res = run_cli(
+        "phantom",
+        "--out",
+        tmp_path / "p",
+        "--tumour-diameter-mm",
+        "18",
+        "--vessel-gap-mm",
+        "3",
+        "--duct-gap-mm",
+        "6",
+        "--spacing-mm",
+        "2",
+        "--json",
+    )
     assert res.code == 0, res.err
     s = summarise_case(load_case(tmp_path / "p"))
     assert abs(s.target_equivalent_diameter_mm - 18) < 1.5
@@ -123,8 +137,12 @@ def test_block_cli(run_cli, tmp_path):
 
 
 def test_help_everywhere(run_cli):
-    for args in (["--help"], ["case", "--help"], ["case", "check", "--help"],
-                 ["phantom", "--help"]):
+    for args in (
+        ["--help"],
+        ["case", "--help"],
+        ["case", "check", "--help"],
+        ["phantom", "--help"],
+    ):
         res = run_cli(*args)
         assert res.code == 0 and "Usage" in res.out
     assert run_cli("--version").out.startswith("hepablate ")

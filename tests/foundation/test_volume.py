@@ -1,4 +1,5 @@
 import numpy as np
+
 from hepablate.core.volume import Volume, resample_to
 
 

@@ -38,9 +38,7 @@ VESSELS: frozenset[str] = frozenset(
 BILE_DUCTS: frozenset[str] = frozenset({"bile_duct"})
 #: Structures a needle path must not cross (other tumours are added per case).
 NO_GO: frozenset[str] = frozenset(
-    VESSELS
-    | BILE_DUCTS
-    | {"gallbladder", "bowel", "stomach", "kidney", "bone", "spleen", "lung"}
+    VESSELS | BILE_DUCTS | {"gallbladder", "bowel", "stomach", "kidney", "bone", "spleen", "lung"}
 )
 
 #: Label values used by hepablate's own phantoms and label maps it writes.

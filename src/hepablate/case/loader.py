@@ -190,7 +190,9 @@ def load_case(case_dir: str | Path) -> Case:
 
 def _validate(case: Case, spec_path: Path) -> None:
     target = case.target_mask
-    where = str(case.source_files.get(case.target_key, case.source_files.get("segmentation", spec_path)))
+    where = str(
+        case.source_files.get(case.target_key, case.source_files.get("segmentation", spec_path))
+    )
     if not target.any():
         raise InputError(f"target tumour '{case.target_id}' is empty", source=where)
     liver = case.structures["liver"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 
 import typer
@@ -10,7 +10,7 @@ import typer
 from hepablate.cli._common import print_json
 
 
-class Preset(str, Enum):
+class Preset(StrEnum):
     default = "default"
     ire = "ire"
     laser = "laser"
@@ -21,24 +21,32 @@ def register(app: typer.Typer) -> None:
     @app.command("phantom")
     def phantom(
         out: Path = typer.Option(..., "--out", help="Case directory to write."),
-        preset: Preset = typer.Option(Preset.default, help="Starting point: default, ire "
-                                      "(sample a), laser (sample b) or block (homogeneous)."),
+        preset: Preset = typer.Option(
+            Preset.default,
+            help="Starting point: default, ire "
+            "(sample a), laser (sample b) or block (homogeneous).",
+        ),
         tumour_diameter_mm: float | None = typer.Option(None, help="Target tumour diameter."),
         tumour_semi_axes_mm: str | None = typer.Option(
-            None, help="Ellipsoidal target: semi-axes 'x,y,z' in mm (overrides diameter)."),
+            None, help="Ellipsoidal target: semi-axes 'x,y,z' in mm (overrides diameter)."
+        ),
         extra_tumour: list[str] = typer.Option(
-            [], help="Another tumour 'ID:x,y,z:diameter_mm' (LPS mm); repeatable."),
+            [], help="Another tumour 'ID:x,y,z:diameter_mm' (LPS mm); repeatable."
+        ),
         vessel_gap_mm: float | None = typer.Option(
-            None, help="Gap from the target surface to the portal vein wall (mm)."),
+            None, help="Gap from the target surface to the portal vein wall (mm)."
+        ),
         duct_gap_mm: float | None = typer.Option(
-            None, help="Gap from the target surface to the bile duct wall (mm)."),
+            None, help="Gap from the target surface to the bile duct wall (mm)."
+        ),
         no_vessels: bool = typer.Option(False, help="Leave out vessels and ducts."),
         margin_mm: float | None = typer.Option(None, help="Required margin written to case.yaml."),
         spacing_mm: float | None = typer.Option(None, help="Isotropic voxel spacing (mm)."),
         tissue: str = typer.Option("liver", help="Block preset: the single tissue."),
         size_mm: float = typer.Option(80.0, help="Block preset: edge length (mm)."),
-        fmt: str = typer.Option("nifti", "--format",
-                                help="nifti, nrrd, mha, masks, slicer_seg, dicom or rtstruct."),
+        fmt: str = typer.Option(
+            "nifti", "--format", help="nifti, nrrd, mha, masks, slicer_seg, dicom or rtstruct."
+        ),
         json_out: bool = typer.Option(False, "--json", help="Print what was written as JSON."),
     ) -> None:
         """Write a deterministic synthetic case (liver, tumours, vessels, duct, CT)."""
@@ -48,17 +56,27 @@ def register(app: typer.Typer) -> None:
         from hepablate.phantoms import builder as b
 
         if fmt not in CASE_FILE_FORMATS:
-            raise InputError(f"unknown format '{fmt}'; expected one of "
-                             f"{', '.join(CASE_FILE_FORMATS)}", field="--format")
+            raise InputError(
+                f"unknown format '{fmt}'; expected one of {', '.join(CASE_FILE_FORMATS)}",
+                field="--format",
+            )
         if preset is Preset.block:
             spacing = (spacing_mm,) * 3 if spacing_mm else (1.0, 1.0, 1.0)
-            case = b.build_block(b.BlockSpec(tissue=tissue, size_mm=(size_mm,) * 3,
-                                             spacing_mm=spacing,
-                                             margin_mm=margin_mm if margin_mm is not None else 5.0))
+            case = b.build_block(
+                b.BlockSpec(
+                    tissue=tissue,
+                    size_mm=(size_mm,) * 3,
+                    spacing_mm=spacing,
+                    margin_mm=margin_mm if margin_mm is not None else 5.0,
+                )
+            )
             description = f"homogeneous block of {tissue}"
         else:
-            spec = {"default": b.PhantomSpec, "ire": b.ire_example_spec,
-                    "laser": b.laser_example_spec}[preset.value]()
+            spec = {
+                "default": b.PhantomSpec,
+                "ire": b.ire_example_spec,
+                "laser": b.laser_example_spec,
+            }[preset.value]()
             spec = spec.model_copy(deep=True)
             target = next(t for t in spec.tumours if t.id == spec.target)
             if tumour_diameter_mm is not None:
@@ -70,27 +88,29 @@ def register(app: typer.Typer) -> None:
                     axes = tuple(float(v) for v in tumour_semi_axes_mm.split(","))
                     assert len(axes) == 3 and min(axes) > 0
                 except (ValueError, AssertionError):
-                    raise InputError("expected three positive numbers 'x,y,z'",
-                                     field="--tumour-semi-axes-mm") from None
+                    raise InputError(
+                        "expected three positive numbers 'x,y,z'", field="--tumour-semi-axes-mm"
+                    ) from None
                 target.semi_axes_mm = axes  # type: ignore[assignment]
             for item in extra_tumour:
                 try:
                     tid, xyz, d = item.split(":")
                     centre = tuple(float(v) for v in xyz.split(","))
                     assert len(centre) == 3
-                    spec.tumours.append(b.TumourSpec(id=tid, centre_lps_mm=centre,
-                                                     diameter_mm=float(d)))
+                    spec.tumours.append(
+                        b.TumourSpec(id=tid, centre_lps_mm=centre, diameter_mm=float(d))
+                    )
                 except (ValueError, AssertionError):
-                    raise InputError(f"'{item}' is not 'ID:x,y,z:diameter_mm'",
-                                     field="--extra-tumour") from None
+                    raise InputError(
+                        f"'{item}' is not 'ID:x,y,z:diameter_mm'", field="--extra-tumour"
+                    ) from None
             if no_vessels:
                 spec.tubes = []
             if vessel_gap_mm is not None or duct_gap_mm is not None:
                 if not any(t.name == "portal_vein" for t in spec.tubes):
                     spec.tubes.append(b.TubeSpec(name="portal_vein", radius_mm=5.0))
                 if not any(t.name == "bile_duct" for t in spec.tubes):
-                    spec.tubes.append(b.TubeSpec(name="bile_duct", radius_mm=2.0,
-                                                 side=(0, 1, 0)))
+                    spec.tubes.append(b.TubeSpec(name="bile_duct", radius_mm=2.0, side=(0, 1, 0)))
                 for t in spec.tubes:
                     if t.name == "portal_vein" and vessel_gap_mm is not None:
                         t.gap_mm = vessel_gap_mm
@@ -105,7 +125,13 @@ def register(app: typer.Typer) -> None:
         with atomic_output_dir(out) as tmp:
             write_case(case, tmp, fmt, description=description)  # type: ignore[arg-type]
         if json_out:
-            print_json({"case_dir": str(out), "case_id": case.case_id, "format": fmt,
-                        "structures": sorted(case.structures)})
+            print_json(
+                {
+                    "case_dir": str(out),
+                    "case_id": case.case_id,
+                    "format": fmt,
+                    "structures": sorted(case.structures),
+                }
+            )
         else:
             typer.echo(f"wrote {out}/case.yaml ({fmt}, {len(case.structures)} structures)")

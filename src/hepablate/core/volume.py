@@ -93,9 +93,7 @@ class Volume:
         if idx.size == 0:
             return None
         ijk = idx[:, ::-1].astype(float)
-        corners = np.array(
-            [[a, b, c] for a in (0, 1) for b in (0, 1) for c in (0, 1)], dtype=float
-        )
+        corners = np.array([[a, b, c] for a in (0, 1) for b in (0, 1) for c in (0, 1)], dtype=float)
         lo, hi = ijk.min(axis=0), ijk.max(axis=0)
         pts = self.index_to_lps(lo + corners * (hi - lo))
         return pts.min(axis=0), pts.max(axis=0)
@@ -146,9 +144,7 @@ def resample_to(
     live in LPS, so this is a pure grid change with the identity transform.
     """
     interp = {"nearest": sitk.sitkNearestNeighbor, "linear": sitk.sitkLinear}[interpolation]
-    out = sitk.Resample(
-        moving.to_sitk(), reference.to_sitk(), sitk.Transform(), interp, default
-    )
+    out = sitk.Resample(moving.to_sitk(), reference.to_sitk(), sitk.Transform(), interp, default)
     arr = sitk.GetArrayFromImage(out)
     if moving.array.dtype == bool:
         arr = arr.astype(bool)

@@ -63,6 +63,7 @@ def load_device_table(override: str | Path | None = None) -> DeviceTable:
     except ValidationError as exc:
         err = exc.errors()[0]
         raise InputError(
-            err["msg"], source=str(override or "devices.yaml"),
+            err["msg"],
+            source=str(override or "devices.yaml"),
             field=".".join(str(x) for x in err["loc"]),
         ) from None

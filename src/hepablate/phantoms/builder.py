@@ -44,8 +44,9 @@ class TumourSpec(BaseModel):
     id: str = "T1"
     centre_lps_mm: Vec3 = (-45.0, 0.0, 0.0)
     diameter_mm: float | None = Field(25.0, gt=0)
-    semi_axes_mm: Vec3 | None = Field(None, description="ellipsoid semi-axes (x, y, z); "
-                                      "overrides diameter_mm")
+    semi_axes_mm: Vec3 | None = Field(
+        None, description="ellipsoid semi-axes (x, y, z); overrides diameter_mm"
+    )
 
     @property
     def semi_axes(self) -> np.ndarray:
@@ -261,12 +262,19 @@ def ire_example_spec() -> PhantomSpec:
         "(r 2 mm): a typical IRE indication",
         tumours=[TumourSpec(id="T1", centre_lps_mm=(-40.0, 0.0, 0.0), diameter_mm=25.0)],
         tubes=[
-            TubeSpec(name="portal_vein", radius_mm=5.0, direction=(0, 0, 1), side=(1, 0, 0),
-                     gap_mm=0.0),
-            TubeSpec(name="bile_duct", radius_mm=2.0, direction=(0, 0, 1), side=(0, 1, 0),
-                     gap_mm=0.0),
-            TubeSpec(name="hepatic_vein", radius_mm=4.0, direction=(0, 1, 0), side=(-1, 0, 1),
-                     gap_mm=15.0),
+            TubeSpec(
+                name="portal_vein", radius_mm=5.0, direction=(0, 0, 1), side=(1, 0, 0), gap_mm=0.0
+            ),
+            TubeSpec(
+                name="bile_duct", radius_mm=2.0, direction=(0, 0, 1), side=(0, 1, 0), gap_mm=0.0
+            ),
+            TubeSpec(
+                name="hepatic_vein",
+                radius_mm=4.0,
+                direction=(0, 1, 0),
+                side=(-1, 0, 1),
+                gap_mm=15.0,
+            ),
         ],
         margin_mm=5.0,
     )
@@ -279,10 +287,12 @@ def laser_example_spec() -> PhantomSpec:
         description="3.5 cm tumour in the right lobe, more than 15 mm from major vessels",
         tumours=[TumourSpec(id="T1", centre_lps_mm=(-55.0, -5.0, 0.0), diameter_mm=35.0)],
         tubes=[
-            TubeSpec(name="portal_vein", radius_mm=5.0, direction=(0, 0, 1), side=(1, 0, 0),
-                     gap_mm=18.0),
-            TubeSpec(name="hepatic_vein", radius_mm=4.0, direction=(0, 1, 0), side=(0, 0, 1),
-                     gap_mm=20.0),
+            TubeSpec(
+                name="portal_vein", radius_mm=5.0, direction=(0, 0, 1), side=(1, 0, 0), gap_mm=18.0
+            ),
+            TubeSpec(
+                name="hepatic_vein", radius_mm=4.0, direction=(0, 1, 0), side=(0, 0, 1), gap_mm=20.0
+            ),
         ],
         margin_mm=5.0,
     )

@@ -158,7 +158,9 @@ class Plan(_Model):
     @classmethod
     def _version(cls, v: int) -> int:
         if v != PLAN_FORMAT_VERSION:
-            raise ValueError(f"plan format_version {v} not supported (expected {PLAN_FORMAT_VERSION})")
+            raise ValueError(
+                f"plan format_version {v} not supported (expected {PLAN_FORMAT_VERSION})"
+            )
         return v
 
 
@@ -175,7 +177,9 @@ def read_plan(path: str | Path) -> Plan:
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = ".".join(str(x) for x in err["loc"]) or None
-        raise InputError(err["msg"].removeprefix("Value error, "), source=str(p), field=loc) from None
+        raise InputError(
+            err["msg"].removeprefix("Value error, "), source=str(p), field=loc
+        ) from None
 
 
 def write_plan(plan: Plan, path: str | Path) -> Path:
