@@ -18,9 +18,11 @@ fi
 stamp=.venv/.hepablate-lock
 want=$(cat requirements.lock pyproject.toml | sha256sum | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-  .venv/bin/python -m pip install --quiet --upgrade pip
-  .venv/bin/python -m pip install --quiet -r requirements.lock
-  .venv/bin/python -m pip install --quiet --no-deps -e .
+  # pip's warnings about unreachable extra index locations are noise; real errors still show.
+  quiet_pip() { .venv/bin/python -m pip install --quiet "$@" 2> >(grep -v "is ignored: it is neither" >&2); }
+  quiet_pip --upgrade pip
+  quiet_pip -r requirements.lock
+  quiet_pip --no-deps -e .
   echo "$want" > "$stamp"
 fi
 .venv/bin/hepablate --version
