@@ -215,14 +215,33 @@ def test_cropped_seg_resampled_when_allowed(cropped_case_dir: Path, aniso_case: 
     np.testing.assert_array_equal(case.structures["liver"], aniso_case.structures["liver"])
 
 
-def test_cropped_seg_rejected_without_resampling(cropped_case_dir: Path, run_cli) -> None:
+def test_cropped_seg_on_the_ct_lattice_loads_exactly_without_resampling(
+    cropped_case_dir: Path, aniso_case: Case
+) -> None:
+    """Frames left out of a SEG are whole slices of the CT's own lattice: the loader places
+    them exactly (no interpolation), so no `resample_masks` is needed."""
+    case = load_case(_write_spec(cropped_case_dir, False))
+    assert np.array_equal(case.target_mask, aniso_case.target_mask)
+
+
+def test_seg_off_the_ct_lattice_rejected_without_resampling(
+    cropped_case_dir: Path, run_cli
+) -> None:
+    ds = pydicom.dcmread(cropped_case_dir / "cropped.dcm")
+    for frame in ds.PerFrameFunctionalGroupsSequence:
+        pos = frame.PlanePositionSequence[0]
+        pos.ImagePositionPatient = [float(pos.ImagePositionPatient[0]) + 0.4] + [
+            float(v) for v in pos.ImagePositionPatient[1:]
+        ]
+    ds.save_as(cropped_case_dir / "shifted.dcm")
     spec = _write_spec(cropped_case_dir, False)
+    spec.write_text(spec.read_text().replace("cropped.dcm", "shifted.dcm"))
     with pytest.raises(InputError, match="resample_masks: true"):
         load_case(spec)
     res = run_cli("case", "check", spec)
     assert res.code == 2
     lines = res.err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and "cropped.dcm" in lines[0]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "shifted.dcm" in lines[0]
     assert "Traceback" not in res.err
 
 

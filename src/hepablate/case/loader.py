@@ -50,9 +50,40 @@ def _resolve(root: Path, rel: str, what: str) -> Path:
     return p
 
 
+def _embed_on_lattice(mask: Volume, grid: Volume) -> np.ndarray | None:
+    """Place `mask` on `grid` without interpolation when its voxels are a subset of the grid's
+    voxels (same spacing and direction, origin offset by whole voxels), as in a DICOM SEG that
+    leaves out empty slices. Returns None when the grids do not share a lattice."""
+    if not (
+        np.allclose(mask.spacing_mm, grid.spacing_mm, atol=1e-3)
+        and np.allclose(mask.direction, grid.direction, atol=1e-4)
+    ):
+        return None
+    offset = grid.lps_to_index(np.asarray(mask.origin_lps_mm))
+    start = np.round(offset).astype(int)
+    if not np.allclose(offset, start, atol=1e-3):
+        return None
+    out = np.zeros(grid.array.shape, dtype=bool)
+    src = mask.array != 0
+    lo = np.maximum(start[::-1], 0)
+    hi = np.minimum(start[::-1] + np.array(src.shape), np.array(out.shape))
+    if np.any(hi <= lo):
+        return out if not src.any() else None
+    src_lo = lo - start[::-1]
+    src_hi = src_lo + (hi - lo)
+    inner = src[tuple(slice(a, b) for a, b in zip(src_lo, src_hi, strict=True))]
+    if inner.sum() != src.sum():
+        return None  # part of the mask would fall outside the grid: not a pure embedding
+    out[tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))] = inner
+    return out
+
+
 def _fit_to_grid(mask: Volume, grid: Volume, source: Path, resample: bool) -> np.ndarray:
     if mask.same_geometry(grid):
         return mask.array != 0
+    embedded = _embed_on_lattice(mask, grid)
+    if embedded is not None:
+        return embedded
     if not resample:
         raise InputError(
             "geometry (size, spacing, origin or direction) differs from the reference grid "
