@@ -12,8 +12,11 @@ from hepablate import __version__
 from hepablate.errors import HepablateError
 
 _COMMAND_MODULES = [
+    "hepablate.cli.audit_cmd",
     "hepablate.cli.case_cmd",
     "hepablate.cli.phantom_cmd",
+    "hepablate.cli.registry_cmd",
+    "hepablate.cli.serve_cmd",
 ]
 
 app = typer.Typer(

@@ -1,0 +1,177 @@
+"""`hepablate registry ...`: create, fill, export and verify the outcomes registry."""
+
+from __future__ import annotations
+
+import getpass
+import sys
+from pathlib import Path
+
+import typer
+
+from hepablate.cli._common import out_console, print_json
+
+_DB_HELP = "Database URL (sqlite:///PATH or postgresql://...); default $HEPABLATE_DB or ~/.local/share/hepablate/registry.db."
+
+
+def _engine(db: str | None):  # type: ignore[no-untyped-def]
+    from hepablate.registry.db import connect, require_schema
+
+    engine = connect(db)
+    require_schema(engine)
+    return engine
+
+
+def register(app: typer.Typer) -> None:
+    reg = typer.Typer(
+        help="The outcomes registry: init, import, export, verify, users.", no_args_is_help=True
+    )
+
+    @reg.command("init")
+    def init(db: str = typer.Option(None, "--db", help=_DB_HELP)) -> None:
+        """Create the registry schema, or upgrade it to the latest migration."""
+        from hepablate.registry.db import default_url, migrate
+
+        rev = migrate(db)
+        out_console.print(f"registry schema at revision {rev} in {db or default_url()}")
+
+    @reg.command("user-add")
+    def user_add(
+        username: str = typer.Argument(..., help="Login name."),
+        role: str = typer.Option(..., "--role", help="administrator|clinician|data_entry|auditor"),
+        site: str = typer.Option(None, "--site", help="Site code; omit for every site."),
+        password_stdin: bool = typer.Option(
+            False, "--password-stdin", help="Read the password from standard input."
+        ),
+        db: str = typer.Option(None, "--db", help=_DB_HELP),
+    ) -> None:
+        """Add a user (password hashed with Argon2id)."""
+        from hepablate.registry.auth import add_user
+        from hepablate.registry.db import write_transaction
+
+        engine = _engine(db)
+        if password_stdin:
+            password = sys.stdin.readline().rstrip("\n")
+        else:
+            password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
+        from hepablate.registry import audit
+
+        with write_transaction(engine) as conn:
+            uid = add_user(conn, username, password, role, site)
+            audit.append(
+                conn,
+                f"cli:{getpass.getuser()}",
+                [
+                    audit.Change(
+                        "create",
+                        "users",
+                        uid,
+                        site,
+                        None,
+                        {"username": username, "role": role, "site": site},
+                    )
+                ],
+            )
+        out_console.print(f"user {username} (id {uid}, role {role}, site {site or 'all'})")
+
+    @reg.command("import")
+    def import_(
+        directory: Path = typer.Argument(..., help="Directory of <entity>.csv files."),
+        site: str = typer.Option(None, "--site", help="Site of patients rows without one."),
+        actor: str = typer.Option(None, "--as", help="Name recorded in the audit trail."),
+        db: str = typer.Option(None, "--db", help=_DB_HELP),
+        json_out: bool = typer.Option(False, "--json", help="Print counts as JSON."),
+    ) -> None:
+        """Import CSV files; any malformed row aborts the whole import (nothing written)."""
+        from hepablate.registry.csvio import ImportFailed, import_dir
+
+        engine = _engine(db)
+        try:
+            res = import_dir(
+                engine, directory, actor or f"cli:{getpass.getuser()}", default_site=site
+            )
+        except ImportFailed as exc:
+            for e in exc.errors[1:]:
+                typer.echo(f"error: {e}", err=True)
+            raise
+        if json_out:
+            print_json({"counts": res.counts, "audit_rows": res.audit_rows})
+        else:
+            out_console.print(
+                f"imported {res.total} records: "
+                + ", ".join(f"{k} {v}" for k, v in res.counts.items())
+            )
+
+    @reg.command("export")
+    def export(
+        out: Path = typer.Argument(..., help="Output directory."),
+        site: str = typer.Option(None, "--site", help="Only this site's records."),
+        pseudonymised: bool = typer.Option(
+            False, "--pseudonymised", help="Research export without identifiers."
+        ),
+        dates: str = typer.Option(
+            "days", "--dates", help="Pseudonymised dates: days (from first ablation) or shift."
+        ),
+        db: str = typer.Option(None, "--db", help=_DB_HELP),
+    ) -> None:
+        """Export live records as CSV (the import format), or a pseudonymised research set."""
+        from hepablate.registry.csvio import export_dir, export_pseudonymised
+
+        engine = _engine(db)
+        if pseudonymised:
+            counts = export_pseudonymised(engine, out, site=site, dates=dates)
+        else:
+            counts = export_dir(engine, out, site=site)
+        out_console.print(f"exported {sum(counts.values())} records to {out}")
+
+    @reg.command("verify")
+    def verify(
+        db: str = typer.Option(None, "--db", help=_DB_HELP),
+        json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    ) -> None:
+        """Recompute the audit trail's hash chain; exit 1 at the first broken link."""
+        from hepablate.registry.audit import verify as verify_chain
+
+        res = verify_chain(_engine(db))
+        if json_out:
+            print_json(res.to_dict())
+        elif res.ok:
+            out_console.print(f"audit trail intact: {res.rows_checked} rows, head {res.head_hash}")
+        else:
+            typer.echo(
+                f"audit trail BROKEN at row {res.first_bad_id}: {res.reason} "
+                f"({res.rows_checked} rows before it are intact)",
+                err=True,
+            )
+        if not res.ok:
+            raise typer.Exit(1)
+
+    @reg.command("dictionary")
+    def dictionary(out: Path = typer.Argument(..., help="CSV file to write.")) -> None:
+        """Write the REDCap-style data dictionary generated from the models."""
+        from hepablate.registry.csvio import write_data_dictionary
+
+        write_data_dictionary(out)
+        out_console.print(f"wrote {out}")
+
+    @reg.command("synthetic")
+    def synthetic(
+        patients: int = typer.Option(100, "--patients", help="Number of patients."),
+        seed: int = typer.Option(0, "--seed", help="Random seed."),
+        db: str = typer.Option(None, "--db", help=_DB_HELP),
+    ) -> None:
+        """Fill the registry with deterministic synthetic (not clinical) data."""
+        from hepablate.registry.synthetic import generate
+
+        _engine(db)
+        res = generate(patients, seed, db or _default())
+        out_console.print(
+            "synthetic registry: " + ", ".join(f"{k} {v}" for k, v in res.counts.items())
+        )
+
+    app.add_typer(reg, name="registry")
+
+
+def _default() -> str:
+    from hepablate.registry.db import default_url
+
+    return default_url()
