@@ -93,6 +93,15 @@ class LaserSimulationSettings(_Model):
         default_factory=dict,
         description="multipliers on tissue-table optical properties, e.g. {'mu_a': 1.2}",
     )
+    cooldown_s: float = Field(
+        60.0, ge=0, description="time simulated after the last illumination (damage still grows)"
+    )
+    optical_updates_per_step: int = Field(
+        2, ge=0, description="light re-solves per step with coagulated optical properties"
+    )
+    light_padding_mm: float = Field(
+        30.0, gt=0, description="light is solved within this distance of the fibre tips (mm)"
+    )
 
 
 class Metrics(_Model):
