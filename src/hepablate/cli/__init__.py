@@ -15,6 +15,7 @@ _COMMAND_MODULES = [
     "hepablate.cli.audit_cmd",
     "hepablate.cli.case_cmd",
     "hepablate.cli.phantom_cmd",
+    "hepablate.cli.plan_cmd",
     "hepablate.cli.simulate_cmd",
     "hepablate.cli.registry_cmd",
     "hepablate.cli.serve_cmd",

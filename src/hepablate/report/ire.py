@@ -1,0 +1,533 @@
+"""The IRE plan report (report.html + report.pdf) and the IRE output files.
+
+Content (issue 4): the case, probe table, protocol sheet with ECG/pulse-group notes, metrics
+with a field-volume histogram, three orthogonal slices through the target and one along the
+probes, a 3D view, warnings, assumptions with sources, provenance.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from hepablate.anatomy.vocabulary import BILE_DUCTS, VESSELS, base_name
+from hepablate.case.model import Case
+from hepablate.core.volume import Volume, resample_to
+from hepablate.evaluate import field_volume_histogram, lumen_mask
+from hepablate.placement.geometry import active_segment, unit
+from hepablate.plan.model import Plan, write_plan
+from hepablate.report.document import (
+    Figure,
+    Paragraph,
+    ReportDocument,
+    Section,
+    Table,
+    write_report,
+)
+from hepablate.report.figures import (
+    Background,
+    Needle,
+    Overlay,
+    histogram_plot,
+    oblique_slice,
+    orthogonal_slices,
+    view_3d,
+)
+
+COLOURS = {
+    "tumour": "#d62728",
+    "target": "#ff7f0e",
+    "zone": "#2ca02c",
+    "vessel": "#1f77b4",
+    "duct": "#bcbd22",
+    "liver": "#8c564b",
+}
+
+
+def _fmt(v, nd: int = 1) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.{nd}f}"
+    return str(v)
+
+
+def _vec(v) -> str:
+    # Adding 0.0 turns a rounded -0.0 into 0.0.
+    return "-" if v is None else "(" + ", ".join(f"{round(x, 1) + 0.0:.1f}" for x in v) + ")"
+
+
+def _union(structures: dict[str, np.ndarray], names: frozenset[str]) -> np.ndarray:
+    out = np.zeros(next(iter(structures.values())).shape, dtype=bool)
+    for k, m in structures.items():
+        if base_name(k) in names:
+            out |= m
+    return out
+
+
+def _needles(plan: Plan) -> list[Needle]:
+    out = []
+    cmap = ["black", "#444444", "#7f3f98", "#00707f"]
+    for p in plan.probes:
+        a, tip = active_segment(p)
+        start = np.asarray(p.entry_lps_mm, float) if p.entry_lps_mm is not None else a
+        lab = p.id if p.cycle == 1 else f"{p.id}/{p.cycle}"
+        out.append(Needle(start, tip, a, lab, cmap[(p.cycle - 1) % len(cmap)]))
+    return out
+
+
+def build_ire_figures(
+    case: Case,
+    plan: Plan,
+    grid: Volume,
+    structures: dict[str, np.ndarray],
+    region: np.ndarray,
+    zone: np.ndarray,
+    field_v_per_cm: np.ndarray,
+    threshold_v_per_cm: float,
+) -> dict[str, bytes]:
+    """PNG figures of the IRE report, keyed by name."""
+    tumour = structures[case.target_key]
+    vessels = _union(structures, VESSELS)
+    ducts = _union(structures, BILE_DUCTS)
+    overlays = [
+        Overlay(zone, COLOURS["zone"], "IRE zone (nonlinear)", fill=True, alpha=0.25),
+        Overlay(tumour, COLOURS["tumour"], "tumour"),
+        Overlay(
+            region, COLOURS["target"], f"tumour + {case.margin_mm:g} mm margin", linestyle="--"
+        ),
+        Overlay(vessels, COLOURS["vessel"], "vessels", fill=True, alpha=0.35),
+        Overlay(ducts, COLOURS["duct"], "bile ducts", fill=True, alpha=0.5),
+    ]
+    bg = None
+    if case.ct is not None:
+        ct = resample_to(
+            case.ct.with_array(case.ct.array.astype(np.float32)),
+            grid,
+            interpolation="linear",
+            default=-1000,
+        )
+        bg = Background(ct.array, "gray", -160, 240, "CT (HU)")
+    centre = grid.with_array(tumour).centroid_lps_mm()
+    needles = _needles(plan)
+    figs = {
+        "slices": orthogonal_slices(
+            grid, centre, overlays, bg, needles, "Slices through the target centre"
+        ),
+    }
+    field_bg = Background(
+        np.minimum(field_v_per_cm, 3 * threshold_v_per_cm),
+        "magma",
+        0,
+        3 * threshold_v_per_cm,
+        "|E| max (V/cm)",
+        colorbar=True,
+    )
+    figs["field_slices"] = orthogonal_slices(
+        grid,
+        centre,
+        overlays[1:3] + [Overlay(zone, "#00ff66", "IRE zone")],
+        field_bg,
+        needles,
+        "Maximum field over all pairs (zone = field above threshold)",
+    )
+    if plan.probes:
+        c1 = [p for p in plan.probes if p.cycle == 1]
+        d = unit(np.asarray(c1[0].direction_lps, float))
+        tips = np.array([p.tip_lps_mm for p in c1], float)
+        mids = np.array([0.5 * (a + b) for a, b in (active_segment(p) for p in c1)])
+        rel = mids - mids.mean(axis=0)
+        rel -= np.outer(rel @ d, d)
+        if len(c1) >= 2 and np.linalg.norm(rel).max() > 1e-6:
+            w, vecs = np.linalg.eigh(rel.T @ rel)
+            across = vecs[:, int(np.argmax(w))]
+        else:
+            across = np.cross(d, [0, 0, 1.0]) if abs(d[2]) < 0.9 else np.cross(d, [1.0, 0, 0])
+        across = unit(across - (across @ d) * d)
+        # Pass through the two probes farthest apart along `across`.
+        proj = rel @ across
+        o = 0.5 * (mids[int(np.argmin(proj))] + mids[int(np.argmax(proj))])
+        o = o + ((centre - o) @ d) * d
+        half = max(35.0, float(np.ptp(proj)) / 2 + 25.0)
+        figs["probe_plane"] = oblique_slice(
+            grid,
+            o,
+            across,
+            d,
+            (half, half),
+            overlays,
+            bg,
+            needles,
+            "Plane along the probes (through the outermost pair)",
+        )
+        del tips
+    figs["view3d"] = view_3d(
+        grid,
+        [
+            Overlay(tumour, COLOURS["tumour"], "tumour", alpha=0.8),
+            Overlay(zone, COLOURS["zone"], "IRE zone", alpha=0.18),
+            Overlay(vessels, COLOURS["vessel"], "vessels", alpha=0.6),
+            Overlay(ducts, COLOURS["duct"], "bile ducts", alpha=0.7),
+        ],
+        needles,
+        "3D view (LPS)",
+    )
+    liver = structures.get("liver", np.zeros_like(zone)) & ~lumen_mask(structures)
+    masks = {
+        "tumour + margin": region,
+        "tumour": tumour,
+        "liver": liver,
+        "vessels": vessels,
+        "bile ducts": ducts,
+    }
+    top = max(3 * threshold_v_per_cm, 100.0)
+    fvh = field_volume_histogram(field_v_per_cm, masks, np.linspace(0, top, 121))
+    figs["fvh"] = histogram_plot(
+        fvh.thresholds,
+        fvh.fraction,
+        {
+            "tumour + margin": COLOURS["target"],
+            "tumour": COLOURS["tumour"],
+            "liver": COLOURS["liver"],
+            "vessels": COLOURS["vessel"],
+            "bile ducts": COLOURS["duct"],
+        },
+        marks={f"IRE threshold {threshold_v_per_cm:g} V/cm": threshold_v_per_cm},
+        title="Field-volume histogram (maximum |E| over all pairs)",
+    )
+    figs["_fvh_rows"] = fvh  # type: ignore[assignment]
+    return figs
+
+
+def build_ire_document(
+    case: Case, plan: Plan, figs: dict, summary, threshold_v_per_cm: float, pulses_per_group: int
+) -> ReportDocument:
+    m = plan.metrics
+    status = plan.status.upper()
+    doc = ReportDocument(
+        title=f"IRE treatment plan: {case.case_id}",
+        subtitle=f"target {case.target_id}, margin {case.margin_mm:g} mm; status {status}"
+        + (f" ({plan.status_reason})" if plan.status_reason else ""),
+        footer=f"hepablate {plan.provenance.hepablate_version if plan.provenance else ''}; "
+        f"created {plan.provenance.created_utc if plan.provenance else ''}; a planning aid, "
+        "to be checked by the treating physician",
+    )
+    # ---- summary box
+    blocks: list = []
+    if plan.status == "feasible":
+        blocks.append(
+            Paragraph(
+                f"Plan covers {100 * (m.target_coverage or 0):.1f} % of tumour plus margin "
+                f"(tumour {100 * (m.tumour_coverage or 0):.1f} %), minimum margin "
+                f"{_fmt(m.min_margin_mm)} mm, with {len({p.id for p in plan.probes})} probes in "
+                f"{len({p.cycle for p in plan.probes})} placement cycle(s) and {len(plan.pairs)} "
+                "pulse trains.",
+                "info",
+            )
+        )
+    else:
+        blocks.append(Paragraph(f"NOT FEASIBLE: {plan.status_reason}", "error"))
+    # ---- case
+    blocks.append(
+        Table(
+            ["item", "value"],
+            [
+                [
+                    "target",
+                    f"{case.target_id}: equivalent diameter "
+                    f"{summary.target_equivalent_diameter_mm:.1f} mm, longest "
+                    f"{summary.target_longest_diameter_mm:.1f} mm",
+                ],
+                ["target centre (LPS mm)", _vec(summary.target_centre_lps_mm)],
+                ["required margin", f"{case.margin_mm:g} mm (measured in liver; see assumptions)"],
+                [
+                    "nearest vessel",
+                    "none segmented"
+                    if summary.nearest_vessel is None
+                    else f"{summary.nearest_vessel}: {summary.nearest_vessel_gap_mm:.1f} mm from the tumour",
+                ],
+                [
+                    "nearest bile duct",
+                    "none segmented"
+                    if summary.nearest_bile_duct_gap_mm is None
+                    else f"{summary.nearest_bile_duct_gap_mm:.1f} mm from the tumour",
+                ],
+                [
+                    "tumour + margin volume",
+                    f"{m.extra.get('target_volume_ml', float('nan')):.1f} ml",
+                ],
+            ],
+            col_widths=[1, 3],
+        )
+    )
+    doc.sections.append(Section("Case", blocks))
+    # ---- probes
+    rows = []
+    for p in plan.probes:
+        rows.append(
+            [
+                str(p.cycle),
+                p.id,
+                _vec(p.tip_lps_mm),
+                _vec(p.entry_lps_mm),
+                _fmt(p.depth_mm),
+                _fmt(p.exposure_mm),
+                _vec(p.direction_lps),
+            ]
+        )
+    doc.sections.append(
+        Section(
+            "Probe placement",
+            [
+                Table(
+                    [
+                        "cycle",
+                        "probe",
+                        "tip (LPS mm)",
+                        "skin entry (LPS mm)",
+                        "depth (mm)",
+                        "exposure (mm)",
+                        "direction (LPS)",
+                    ],
+                    rows,
+                    "Coordinates in the patient frame LPS (x to the patient's left, y posterior, "
+                    "z superior). Depth = skin entry to tip along the needle. Probes are parallel "
+                    "within a cycle; a later cycle is a pull-back or repositioning of the same "
+                    "needles.",
+                    col_widths=[0.6, 0.6, 2, 2, 0.8, 0.9, 1.8],
+                ),
+            ],
+        )
+    )
+    # ---- protocol
+    prow = []
+    for i, p in enumerate(plan.pairs, 1):
+        vpc = p.voltage_v / (p.spacing_mm / 10) if p.spacing_mm else None
+        prow.append(
+            [
+                str(i),
+                str(p.cycle),
+                f"{p.anode} (+) -> {p.cathode} (-)",
+                _fmt(p.spacing_mm),
+                f"{p.voltage_v:.0f}",
+                _fmt(vpc, 0),
+                str(p.pulses),
+                f"{p.pulse_width_us:g}",
+                _fmt(p.predicted_current_a),
+            ]
+        )
+    groups = max(
+        1, int(np.ceil((plan.pairs[0].pulses if plan.pairs else 90) / max(pulses_per_group, 1)))
+    )
+    doc.sections.append(
+        Section(
+            "Protocol sheet",
+            [
+                Table(
+                    [
+                        "#",
+                        "cycle",
+                        "pair",
+                        "spacing (mm)",
+                        "voltage (V)",
+                        "V/cm",
+                        "pulses",
+                        "width (us)",
+                        "predicted current (A)",
+                    ],
+                    prow,
+                    "Deliver in this order. Predicted currents from the nonlinear forward solve "
+                    "(generator limit: see assumptions).",
+                    col_widths=[0.4, 0.6, 1.8, 0.9, 0.9, 0.7, 0.7, 0.8, 1.2],
+                ),
+                Paragraph(
+                    f"ECG synchronisation: pulses are delivered synchronised to the ECG (absolute "
+                    f"refractory period, about 50 ms after the R wave) under general anaesthesia with "
+                    f"deep neuromuscular blockade. Each train of {plan.pairs[0].pulses if plan.pairs else 90}"
+                    f" pulses is given in {groups} groups of {pulses_per_group} with generator "
+                    "recharging between groups. Compare each pair's measured current with the "
+                    "prediction during the first pulses; if it approaches the generator limit, "
+                    "reduce that pair's voltage and re-evaluate the plan (hepablate simulate).",
+                    "normal",
+                ),
+            ],
+        )
+    )
+    # ---- metrics
+    mrows = [
+        ["target coverage (tumour + margin in zone)", f"{100 * (m.target_coverage or 0):.2f} %"],
+        ["tumour coverage", f"{100 * (m.tumour_coverage or 0):.2f} %"],
+        ["minimum margin", f"{_fmt(m.min_margin_mm)} mm"],
+        ["ablation (IRE zone) volume", f"{_fmt(m.ablation_volume_ml)} ml"],
+        ["non-target liver in zone", f"{_fmt(m.non_target_liver_ml)} ml"],
+        [
+            "coverage probability (placement error)",
+            "-" if m.coverage_probability is None else f"{100 * m.coverage_probability:.0f} %",
+        ],
+        [
+            "vessel / bile-duct lumen in zone",
+            f"{m.extra.get('vessel_in_zone_ml', 0):.2f} / {m.extra.get('duct_in_zone_ml', 0):.2f}"
+            " ml (IRE spares the vessel wall and duct matrix)",
+        ],
+    ]
+    if "temperature_max_c" in m.extra:
+        mrows.append(
+            ["maximum temperature (Joule heating)", f"{m.extra['temperature_max_c']:.1f} degC"]
+        )
+    fvh = figs.get("_fvh_rows")
+    blocks = [Table(["metric", "value"], mrows, col_widths=[2, 2])]
+    if fvh is not None:
+        hrows = []
+        for name in fvh.fraction:
+            hrows.append(
+                [name]
+                + [
+                    f"{100 * fvh.fraction_at(name, t):.1f} %"
+                    for t in (threshold_v_per_cm / 2, threshold_v_per_cm, 1.5 * threshold_v_per_cm)
+                ]
+            )
+        blocks.append(
+            Table(
+                [
+                    "structure",
+                    f">= {threshold_v_per_cm / 2:g} V/cm",
+                    f">= {threshold_v_per_cm:g} V/cm (IRE)",
+                    f">= {1.5 * threshold_v_per_cm:g} V/cm",
+                ],
+                hrows,
+                "Field-volume histogram values",
+            )
+        )
+        blocks.append(
+            Figure(
+                figs["fvh"],
+                "Cumulative field-volume histogram (the IRE analogue of a dose-volume histogram).",
+                0.85,
+            )
+        )
+    doc.sections.append(Section("Coverage", blocks))
+    # ---- warnings
+    wblocks: list = []
+    order = {"error": 0, "warning": 1, "info": 2}
+    for w in sorted(plan.warnings, key=lambda w: order[w.level]):
+        wblocks.append(Paragraph(f"{w.level.upper()} [{w.code}]: {w.message}", w.level))
+    if not wblocks:
+        wblocks.append(Paragraph("No warnings."))
+    doc.sections.append(Section("Warnings", wblocks))
+    # ---- images
+    img: list = []
+    if "slices" in figs:
+        img.append(
+            Figure(
+                figs["slices"],
+                "Orthogonal slices through the target centre: "
+                "tumour (red), tumour + margin (orange dashed), predicted IRE zone "
+                "(green), vessels (blue), bile ducts (olive), probes (black, thick "
+                "= active part; projected onto each plane).",
+            )
+        )
+    if "probe_plane" in figs:
+        img.append(
+            Figure(
+                figs["probe_plane"],
+                "Plane containing the probe axis and the "
+                "line through the outermost probes (probes out of the plane dotted).",
+                0.7,
+            )
+        )
+    if "field_slices" in figs:
+        img.append(Figure(figs["field_slices"], "Maximum electric field over all pairs."))
+    if "view3d" in figs:
+        img.append(
+            Figure(
+                figs["view3d"],
+                "3D view: tumour, predicted zone, vessels, ducts and probes (shafts shortened).",
+                0.7,
+            )
+        )
+    doc.sections.append(Section("Images", img, new_page=True))
+    # ---- assumptions
+    arows = []
+    prov = plan.provenance
+    for prm in prov.parameters if prov else []:
+        if prm.name.startswith("option."):
+            continue
+        arows.append([prm.name, f"{prm.value} {prm.unit}".strip(), prm.source])
+    doc.sections.append(
+        Section(
+            "Assumptions and sources",
+            [
+                Paragraph(
+                    "Zone: tissue where the maximum field over all pulse trains reaches the IRE "
+                    f"threshold ({threshold_v_per_cm:g} V/cm for liver/tumour, tissue table), from a "
+                    "nonlinear (field-dependent conductivity) finite-volume solve on a "
+                    f"{plan.ire_simulation.grid_spacing_mm if plan.ire_simulation else 1:g} mm grid. "
+                    "Target region: tumour plus margin, clipped to the liver (tissue outside the "
+                    "liver, e.g. beyond the capsule, is not a treatment target) and without vessel and "
+                    "duct lumens. Coverage probability: Monte Carlo placement error, analytic "
+                    "field surrogate calibrated on this plan's nonlinear zone. Needle paths keep the "
+                    "stated safety distance from no-go structures."
+                ),
+                Table(["parameter", "value", "source"], arows, col_widths=[2.2, 1.3, 4]),
+            ],
+            new_page=True,
+        )
+    )
+    # ---- provenance
+    pv = [
+        ["hepablate version", prov.hepablate_version if prov else "-"],
+        ["created (UTC)", prov.created_utc if prov else "-"],
+        ["command", (prov.command if prov else "") or "-"],
+        ["runtime", f"{plan.runtime_s:.1f} s" if plan.runtime_s is not None else "-"],
+    ]
+    for k, h in prov.input_hashes.items() if prov else []:
+        pv.append([f"sha256 {k}", h])
+    doc.sections.append(Section("Provenance", [Table(["item", "value"], pv, col_widths=[1, 3])]))
+    return doc
+
+
+def write_ire_outputs(
+    out: Path,
+    case: Case,
+    plan: Plan,
+    grid: Volume,
+    structures: dict[str, np.ndarray],
+    region: np.ndarray,
+    zone: np.ndarray | None,
+    field_v_per_cm: np.ndarray | None,
+    threshold_v_per_cm: float,
+    pulses_per_group: int,
+) -> list[Path]:
+    """Write plan.json, zone.nii.gz, field_max_v_per_cm.nii.gz, zone_seg.dcm (DICOM cases),
+    report.html and report.pdf into `out` (an existing directory)."""
+    from hepablate.case.summary import summarise_case
+
+    written = [write_plan(plan, out / "plan.json")]
+    z = zone if zone is not None else np.zeros(region.shape, dtype=bool)
+    f = field_v_per_cm if field_v_per_cm is not None else np.zeros(region.shape, np.float32)
+    zone_vol = grid.with_array(z.astype(np.uint8))
+    sitk.WriteImage(zone_vol.to_sitk(), str(out / "zone.nii.gz"), useCompression=True)
+    sitk.WriteImage(
+        grid.with_array(f.astype(np.float32)).to_sitk(),
+        str(out / "field_max_v_per_cm.nii.gz"),
+        useCompression=True,
+    )
+    written += [out / "zone.nii.gz", out / "field_max_v_per_cm.nii.gz"]
+    if case.source_format == "dicom" and case.dicom_reference is not None and zone is not None:
+        try:
+            from hepablate.imaging.dicom_seg import write_zone_seg
+        except ImportError:  # pragma: no cover - the imaging colleague's module is optional
+            write_zone_seg = None
+        if write_zone_seg is not None:
+            write_zone_seg(zone_vol, case.dicom_reference, out / "zone_seg.dcm")
+            written.append(out / "zone_seg.dcm")
+    figs = {}
+    if zone is not None:
+        figs = build_ire_figures(case, plan, grid, structures, region, z, f, threshold_v_per_cm)
+    doc = build_ire_document(
+        case, plan, figs, summarise_case(case), threshold_v_per_cm, pulses_per_group
+    )
+    written += list(write_report(doc, out))
+    return written

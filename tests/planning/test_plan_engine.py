@@ -1,0 +1,34 @@
+"""The planner with the real engine (hepablate.physics.ire): the issue-4 acceptance suite.
+
+Slow: every case runs constant-model searches and nonlinear confirmations. Run with
+`pytest tests/planning -m slow`. A plan that claims coverage must reach target_coverage
+>= 0.99 (and the whole tumour) on the final nonlinear solve, keep every needle path clear of
+no-go structures and every pair under the current limit; an infeasible plan must say why.
+"""
+
+import pytest
+
+from hepablate.optimize import IrePlanOptions, plan_ire
+
+from .test_planner import _case, check_plan
+
+SUITE = [
+    # (diameter mm, margin mm, vessel gap mm or None, duct gap mm or None)
+    (10.0, 5.0, None, None),
+    (10.0, 10.0, 0.0, None),
+    (20.0, 5.0, 0.0, 2.0),
+    (20.0, 10.0, None, None),
+    (30.0, 5.0, 0.0, None),
+    (35.0, 5.0, None, 2.0),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("diam,margin,vgap,dgap", SUITE)
+def test_real_engine_suite(diam, margin, vgap, dgap):
+    case = _case(diam, margin, vgap, dgap, spacing=2.0)
+    res = plan_ire(case, IrePlanOptions(grid_spacing_mm=2.0, monte_carlo_samples=16))
+    check_plan(case, res, None)
+    if res.plan.status == "feasible":
+        assert res.plan.metrics.tumour_coverage == 1.0
+        assert not any(w.code == "current_over_limit" for w in res.plan.warnings)
