@@ -1,0 +1,569 @@
+"""Laser planning: number of fibres, parallel layout, energy per fibre and pull-backs.
+
+Search (docs/planning-laser.md):
+1. Insertion directions: parallel fibres along the shared candidate directions
+   (`hepablate.placement.paths.candidate_directions`: anterior/lateral entries, limited
+   craniocaudal tilt), shortest path first; a candidate is kept only if every fibre path keeps
+   the planning safety distance from no-go structures.
+2. Per direction, the target region (tumour + margin) is projected on the plane perpendicular
+   to it. Layouts of 1 to 4 fibres (single, line, triangle, square; rotated onto the region's
+   principal axis) at the device spacings (10, 14, 18 mm by default) and energies per
+   illumination (device practice range, 3 W) are generated; along the fibre, the first tip
+   sits about one zone reach before the deep end of the region and pull-backs (device range
+   10-15 mm) step back until the shallow end is within reach.
+3. A geometric estimate (each tip position ablates a sphere whose radius grows with energy,
+   calibrated on single-fibre runs of the forward model in liver) ranks the candidates; the
+   most economical ones that reach the required coverage are simulated on a coarse grid
+   (`search_spacing_mm`) with the full forward model.
+4. The best coarse candidate (coverage >= required, no critical thermal dose, then least
+   non-target liver, then fewer fibres and less energy) is confirmed at `grid_spacing_mm`;
+   if its coverage falls short, its energy is raised within the device limits and it is
+   re-run (at most `max_confirmations` runs).
+5. Final evaluation: metrics, safety warnings, optical sensitivity and coverage probability
+   (`hepablate.physics.laser.evaluation`).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from hepablate.anatomy.tissues import TissueTable, load_tissue_table
+from hepablate.case.model import Case
+from hepablate.core.progress import NullProgress, Progress
+from hepablate.devices.catalog import DeviceTable, load_device_table
+from hepablate.errors import InputError
+from hepablate.evaluate import evaluate_zone, load_planning_defaults, target_region
+from hepablate.physics.laser.evaluation import (
+    LaserEvaluation,
+    _critical_keys,
+    evaluate_laser_plan,
+    laser_provenance,
+    write_laser_volumes,
+)
+from hepablate.physics.laser.simulate import simulate_laser
+from hepablate.placement.geometry import perpendicular_basis, template_2d
+from hepablate.placement.paths import PathMap, candidate_directions
+from hepablate.plan.model import (
+    CaseRef,
+    Fibre,
+    Illumination,
+    LaserSimulationSettings,
+    Parameter,
+    Plan,
+    PlanWarning,
+)
+
+#: Single-fibre zone radius (mm) at 1200 J and its growth per joule, from forward-model runs
+#: of one bare fibre at 3 W in homogeneous liver (1 mm grid: 19 mm diameter at 1200 J, 23 mm
+#: at 1800 J; docs/planning-laser.md). Only ranks candidates; the forward model decides.
+REACH_AT_1200J_MM = 9.5
+REACH_PER_J_MM = 2.0 / 600.0
+#: Geometric coverage from which a candidate counts as likely to cover: a union of spheres
+#: leaves gaps between tip positions that the real (smoother, merged) zone fills.
+EST_COVERAGE_GOOD = 0.94
+#: Below this, a candidate cheaper than a covering one is not worth a forward run.
+EST_COVERAGE_NEAR = 0.85
+
+
+class LaserPlanOptions(BaseModel):
+    """User options of the laser planner; `None` means the device/planning table default."""
+
+    model_config = ConfigDict(extra="forbid")
+    min_fibres: int | None = Field(None, ge=1)
+    max_fibres: int | None = Field(None, ge=1)
+    min_spacing_mm: float | None = Field(None, gt=0)
+    max_spacing_mm: float | None = Field(None, gt=0)
+    power_w: float | None = Field(None, gt=0)
+    energies_j: list[float] | None = None
+    safety_distance_mm: float | None = Field(None, ge=0)
+    placement_error_mm: float | None = Field(None, ge=0)
+    monte_carlo_samples: int | None = Field(None, ge=0)
+    grid_spacing_mm: float = Field(1.0, gt=0)
+    search_spacing_mm: float = Field(2.5, gt=0)
+    max_coarse_runs: int = Field(6, ge=1)
+    max_confirmations: int = Field(3, ge=1)
+    sensitivity: bool = True
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _check(self) -> LaserPlanOptions:
+        if self.min_fibres and self.max_fibres and self.max_fibres < self.min_fibres:
+            raise ValueError("max_fibres must be >= min_fibres")
+        if (
+            self.min_spacing_mm
+            and self.max_spacing_mm
+            and self.max_spacing_mm < self.min_spacing_mm
+        ):
+            raise ValueError("max_spacing_mm must be >= min_spacing_mm")
+        return self
+
+
+@dataclass
+class Candidate:
+    direction: np.ndarray
+    fibres: list[Fibre]
+    illuminations: list[Illumination]
+    n_fibres: int
+    spacing_mm: float
+    energy_j: float
+    est_coverage: float
+    shots: np.ndarray | None = None
+    base_reach_mm: float = 0.0
+
+    @property
+    def key(self) -> tuple:
+        return (self.n_fibres, self.spacing_mm, self.energy_j, len(self.illuminations))
+
+    @property
+    def total_energy_j(self) -> float:
+        return sum(i.power_w * i.duration_s for i in self.illuminations)
+
+
+@dataclass
+class LaserPlanResult:
+    plan: Plan
+    evaluation: LaserEvaluation | None
+    candidates_simulated: int
+    runtime_s: float
+
+
+def _reach_mm(energy_j: float) -> float:
+    return REACH_AT_1200J_MM + REACH_PER_J_MM * (energy_j - 1200.0)
+
+
+class LaserPlanner:
+    def __init__(
+        self,
+        case: Case,
+        opts: LaserPlanOptions,
+        tissues: TissueTable,
+        devices: DeviceTable,
+        progress: Progress,
+    ):
+        self.case = case
+        self.opts = opts
+        self.tissues = tissues
+        self.devices = devices
+        self.progress = progress
+        dev = devices.laser
+        self.defaults = load_planning_defaults()
+        self.required = float(self.defaults.coverage_required.value)
+        fmin, fmax = int(dev.fibres_min.value), int(dev.fibres_max.value)
+        self.n_min = max(fmin, opts.min_fibres or fmin)
+        self.n_max = min(fmax, opts.max_fibres or fmax)
+        if self.n_min > self.n_max:
+            raise InputError(
+                f"fibre count range [{self.n_min}, {self.n_max}] is empty "
+                f"(device: {fmin} to {fmax})",
+                field="max_fibres",
+            )
+        s_lo, s_hi = (float(x) for x in dev.spacing_mm.value)
+        self.s_min = opts.min_spacing_mm or s_lo
+        self.s_max = opts.max_spacing_mm or s_hi
+        p_lo, p_hi = (float(x) for x in dev.power_limits_w.value)
+        self.power_w = opts.power_w if opts.power_w is not None else float(dev.power_w.value)
+        if not p_lo <= self.power_w <= p_hi:
+            raise InputError(
+                f"power {self.power_w:g} W outside the device limits [{p_lo:g}, {p_hi:g}] W",
+                field="power_w",
+            )
+        self.e_lo, self.e_hi = (float(x) for x in dev.energy_limits_j.value)
+        if opts.energies_j:
+            energies = sorted(float(e) for e in opts.energies_j)
+            for e in energies:
+                if not self.e_lo <= e <= self.e_hi:
+                    raise InputError(
+                        f"energy {e:g} J outside the device limits "
+                        f"[{self.e_lo:g}, {self.e_hi:g}] J",
+                        field="energies_j",
+                    )
+        else:
+            lo, hi = (float(x) for x in dev.energy_j.range)
+            energies = [lo, 0.5 * (lo + hi), hi]
+        self.energies = energies
+        self.pb_lo, self.pb_hi = (float(x) for x in dev.pullback_mm.value)
+        self.safety_mm = (
+            opts.safety_distance_mm
+            if opts.safety_distance_mm is not None
+            else float(self.defaults.path_safety_distance_mm.value)
+        )
+        self.max_tilt = float(self.defaults.max_tilt_deg.value)
+        sp = case.grid.spacing_mm
+        region = target_region(case.structures, case.target_key, case.margin_mm, sp)
+        idx = np.argwhere(region)
+        if idx.size == 0:
+            raise InputError(f"target tumour '{case.target_id}' is empty", field="target")
+        rng = np.random.default_rng(opts.seed)
+        if len(idx) > 4000:
+            idx = idx[rng.choice(len(idx), 4000, replace=False)]
+        self.region_pts = case.grid.index_to_lps(idx[:, ::-1].astype(float))
+        self.centre = self.region_pts.mean(axis=0)
+
+    # ---- candidate generation ----------------------------------------------------------
+    def _spacings(self, n: int) -> list[float]:
+        if n == 1:
+            return [0.0]
+        mid = 0.5 * (self.s_min + self.s_max)
+        return sorted({round(self.s_min, 2), round(mid, 2), round(self.s_max, 2)})
+
+    def _axial_positions(self, a_min: float, a_max: float, reach: float) -> list[float]:
+        """Tip positions along the fibre (mm from the centre, deepest first)."""
+        first = a_max - 0.8 * reach
+        last = a_min + 0.8 * reach
+        if last >= first:
+            return [0.5 * (a_min + a_max)]
+        span = first - last
+        n = 1 + math.ceil(span / self.pb_hi - 1e-9)
+        pb = max(span / (n - 1), self.pb_lo)
+        mid = 0.5 * (first + last)
+        return [mid + pb * ((n - 1) / 2 - k) for k in range(n)]
+
+    def candidates(self, d: np.ndarray, scale: float = 1.0) -> list[Candidate]:
+        """Layouts along direction `d`; `scale` multiplies the geometric zone reach (it is
+        calibrated on the forward runs as the search goes)."""
+        u, v = perpendicular_basis(d)
+        rel = self.region_pts - self.centre
+        a = rel @ d
+        uv = np.stack([rel @ u, rel @ v], axis=1)
+        cov = np.cov(uv.T)
+        w, vec = np.linalg.eigh(cov)
+        rot = math.atan2(vec[1, -1], vec[0, -1])
+        c_r, s_r = math.cos(rot), math.sin(rot)
+        out = []
+        for n in range(self.n_min, self.n_max + 1):
+            for s in self._spacings(n):
+                base = np.zeros((1, 2)) if n == 1 else template_2d(n, s)
+                pts2 = base @ np.array([[c_r, -s_r], [s_r, c_r]]).T
+                for e in self.energies:
+                    reach = scale * _reach_mm(e)
+                    axial = self._axial_positions(float(a.min()), float(a.max()), reach)
+                    shots = np.array(
+                        [self.centre + p[0] * u + p[1] * v + ax * d for ax in axial for p in pts2]
+                    )
+                    dist = np.linalg.norm(self.region_pts[:, None, :] - shots[None], axis=-1)
+                    est = float((dist.min(axis=1) <= reach).mean())
+                    fibres = []
+                    for i, p in enumerate(pts2):
+                        tip = self.centre + p[0] * u + p[1] * v + axial[0] * d
+                        fibres.append(
+                            Fibre(
+                                id=f"F{i + 1}",
+                                tip_lps_mm=tuple(round(float(x), 2) for x in tip),
+                                direction_lps=tuple(float(x) for x in d),
+                            )
+                        )
+                    dur = round(e / self.power_w, 1)
+                    ills = [
+                        Illumination(
+                            step=k + 1,
+                            fibre=f.id,
+                            power_w=self.power_w,
+                            duration_s=dur,
+                            energy_j=round(self.power_w * dur, 3),
+                            pullback_mm=round(axial[0] - axial[k], 2),
+                        )
+                        for k in range(len(axial))
+                        for f in fibres
+                    ]
+                    out.append(Candidate(d, fibres, ills, n, s, e, est, shots, _reach_mm(e)))
+        return out
+
+    def _with_paths(self, pm: PathMap, cand: Candidate) -> Candidate | None:
+        """The candidate with skin entries and depths filled, or None if a path is unsafe."""
+        fibres = []
+        for f in cand.fibres:
+            chk = pm.check_path(np.asarray(f.tip_lps_mm), cand.direction)
+            if not chk.ok or chk.entry_lps_mm is None:
+                return None
+            fibres.append(
+                f.model_copy(
+                    update={
+                        "entry_lps_mm": tuple(round(float(x), 2) for x in chk.entry_lps_mm),
+                        "depth_mm": round(chk.depth_mm, 2),
+                    }
+                )
+            )
+        cand.fibres = fibres
+        return cand
+
+    # ---- evaluation ----------------------------------------------------------------------
+    def _simulate(self, cand: Candidate, spacing_mm: float) -> dict[str, Any]:
+        s = LaserSimulationSettings(
+            grid_spacing_mm=spacing_mm,
+            time_step_s=1.0 if spacing_mm <= 1.0 else 4.0 * spacing_mm,
+            optical_updates_per_step=2 if spacing_mm <= 1.0 else 1,
+        )
+        r = simulate_laser(
+            self.case,
+            cand.fibres,
+            cand.illuminations,
+            settings=s,
+            tissues=self.tissues,
+            devices=self.devices,
+        )
+        m = evaluate_zone(
+            r.zone, r.structures, self.case.target_key, self.case.margin_mm, r.grid.spacing_mm
+        )
+        thr = float(self.tissues.damage.arrhenius_omega_threshold.value)
+        from scipy import ndimage
+
+        crit = 0.0
+        for key in _critical_keys(r.structures):
+            crit += float((ndimage.binary_dilation(r.structures[key]) & (r.omega >= thr)).sum())
+        return {
+            "zone_ml": m.ablation_volume_ml,
+            "coverage": m.target_coverage,
+            "non_target_ml": m.non_target_liver_ml,
+            "critical_vox": crit,
+            "settings": s,
+            "result": r,
+        }
+
+    def _score(self, cand: Candidate, res: dict[str, Any], required: float) -> tuple:
+        ok = res["coverage"] >= required and res["critical_vox"] == 0
+        if ok:
+            return (0, res["non_target_ml"] + 0.5 * cand.n_fibres + cand.total_energy_j / 5000)
+        return (1, -res["coverage"] + 0.01 * res["critical_vox"])
+
+    def run(self) -> tuple[Candidate | None, str, int, dict[str, Any] | None]:
+        pm = PathMap(self.case, self.safety_mm)
+        dirs = candidate_directions(self.centre, pm, self.max_tilt)[:8]
+        if not dirs:
+            return None, "no insertion direction reaches the target from the skin", 0, None
+        pool: list[Candidate] = []
+        for d in dirs:
+            cands = [c for c in (self._with_paths(pm, c) for c in self.candidates(d)) if c]
+            if cands:
+                pool = cands
+                break
+        if not pool:
+            return (
+                None,
+                (
+                    "no parallel fibre layout has needle paths clear of no-go structures "
+                    f"(safety distance {self.safety_mm:g} mm)"
+                ),
+                0,
+                None,
+            )
+        # Adaptive search: simulate the most economical candidate the geometric estimate
+        # expects to cover, recalibrate the estimate's reach on that run, and repeat.
+        d = pool[0].direction
+        scale = 1.0
+        coarse_req = self.required
+        scored: list[tuple[tuple, Candidate, dict[str, Any]]] = []
+        done: set[tuple] = set()
+        best_feasible_j = math.inf
+        self.progress.start("laser plan: coarse search", total=self.opts.max_coarse_runs)
+        for _ in range(self.opts.max_coarse_runs):
+            fresh = [
+                c
+                for c in self.candidates(d, scale)
+                if c.key not in done and c.total_energy_j < best_feasible_j
+            ]
+            good = sorted(
+                (c for c in fresh if c.est_coverage >= EST_COVERAGE_GOOD),
+                key=lambda c: (c.total_energy_j, c.n_fibres, -c.spacing_mm),
+            )
+            # Once something covers, only near misses of the estimate are worth a run.
+            floor = EST_COVERAGE_NEAR if math.isfinite(best_feasible_j) else 0.0
+            rest = sorted(
+                (c for c in fresh if floor <= c.est_coverage < EST_COVERAGE_GOOD),
+                key=lambda c: (-c.est_coverage, c.total_energy_j),
+            )
+            pick = next((c for c in good + rest if self._with_paths(pm, c)), None)
+            if pick is None:
+                break
+            res = self._simulate(pick, self.opts.search_spacing_mm)
+            done.add(pick.key)
+            sc = self._score(pick, res, coarse_req)
+            scored.append((sc, pick, res))
+            if sc[0] == 0:
+                best_feasible_j = min(best_feasible_j, pick.total_energy_j)
+            if res["zone_ml"] > 0:
+                scale = self._calibrate(pick, res["zone_ml"])
+            self.progress.advance()
+        self.progress.finish()
+        scored.sort(key=lambda x: x[0])
+        best = scored[0][1]
+        runs = len(scored)
+        # Confirm at the planning grid; raise the energy if coverage falls short.
+        res: dict[str, Any] | None = None
+        for k in range(self.opts.max_confirmations):
+            res = self._simulate(best, self.opts.grid_spacing_mm)
+            runs += 1
+            if res["coverage"] >= self.required or k == self.opts.max_confirmations - 1:
+                break
+            bumped = self._with_energy(best, best.energy_j * 1.2)
+            if bumped is None:
+                break
+            best = bumped
+        return best, "", runs, res
+
+    def _calibrate(self, c: Candidate, zone_ml: float) -> float:
+        """Reach scale at which the union of spheres around the candidate's tip positions has
+        the simulated zone volume."""
+        base = c.base_reach_mm
+        lo = c.shots.min(axis=0) - 3.0 * base
+        hi = c.shots.max(axis=0) + 3.0 * base
+        rng = np.random.default_rng(0)
+        pts = lo + rng.random((20000, 3)) * (hi - lo)
+        dmin = np.min(np.linalg.norm(pts[:, None, :] - c.shots[None], axis=-1), axis=1)
+        box_ml = float(np.prod(hi - lo)) / 1000.0
+        scales = np.linspace(0.5, 3.0, 51)
+        vols = np.array([(dmin <= f * base).mean() * box_ml for f in scales])
+        return float(np.interp(zone_ml, vols, scales))
+
+    def _with_energy(self, c: Candidate, energy_j: float) -> Candidate | None:
+        energy_j = min(energy_j, self.e_hi)
+        if energy_j <= c.energy_j + 1e-6:
+            return None
+        dur = round(energy_j / self.power_w, 1)
+        ills = [
+            i.model_copy(update={"duration_s": dur, "energy_j": round(self.power_w * dur, 3)})
+            for i in c.illuminations
+        ]
+        return Candidate(
+            c.direction,
+            c.fibres,
+            ills,
+            c.n_fibres,
+            c.spacing_mm,
+            energy_j,
+            c.est_coverage,
+            c.shots,
+            c.base_reach_mm,
+        )
+
+
+def plan_laser(
+    case: Case,
+    options: LaserPlanOptions | None = None,
+    *,
+    tissues: TissueTable | None = None,
+    devices: DeviceTable | None = None,
+    progress: Progress | None = None,
+    command: str = "",
+) -> LaserPlanResult:
+    """Plan laser ablation for `case`; an infeasible target gives a plan with
+    `status: infeasible` and the reason (no exception)."""
+    t0 = time.perf_counter()
+    opts = options or LaserPlanOptions()
+    tissues = tissues or load_tissue_table()
+    devices = devices or load_device_table()
+    progress = progress or NullProgress()
+    planner = LaserPlanner(case, opts, tissues, devices, progress)
+    best, reason, runs, confirmed = planner.run()
+    case_ref = CaseRef(
+        case_id=case.case_id,
+        path=None if case.root is None else str(case.root),
+        target=case.target_id,
+        margin_mm=case.margin_mm,
+    )
+    params = [
+        Parameter(name=f"option.{k}", value=v, source="command line / API")
+        for k, v in opts.model_dump().items()
+    ]
+    params.append(
+        Parameter(
+            name="planning.path_safety_distance_mm_used",
+            value=planner.safety_mm,
+            unit="mm",
+            source="option or planning.yaml",
+        )
+    )
+    if best is None:
+        prov = laser_provenance(case, Plan(modality="laser"), tissues, devices, command)
+        prov.parameters += params
+        plan = Plan(
+            modality="laser",
+            case=case_ref,
+            status="infeasible",
+            status_reason=reason,
+            warnings=[PlanWarning(level="error", code="no_feasible_layout", message=reason)],
+            runtime_s=round(time.perf_counter() - t0, 2),
+            provenance=prov,
+        )
+        return LaserPlanResult(plan, None, runs, time.perf_counter() - t0)
+    settings = (
+        confirmed["settings"]
+        if confirmed
+        else LaserSimulationSettings(grid_spacing_mm=opts.grid_spacing_mm)
+    )
+    draft = Plan(
+        modality="laser",
+        case=case_ref,
+        fibres=best.fibres,
+        illuminations=best.illuminations,
+        laser_simulation=settings,
+    )
+    ev = evaluate_laser_plan(
+        case,
+        draft,
+        tissues=tissues,
+        devices=devices,
+        progress=progress,
+        sensitivity=opts.sensitivity,
+        placement_error_mm=opts.placement_error_mm,
+        monte_carlo_samples=opts.monte_carlo_samples,
+        seed=opts.seed,
+        result=confirmed["result"] if confirmed else None,
+    )
+    prov = laser_provenance(case, ev.plan, tissues, devices, command)
+    prov.parameters += params
+    extra = dict(ev.plan.metrics.extra)
+    extra.update(
+        {
+            "planner_runs": float(runs),
+            "fibre_spacing_mm": best.spacing_mm,
+            "energy_per_illumination_j": best.energy_j,
+        }
+    )
+    plan = ev.plan.model_copy(
+        update={
+            "provenance": prov,
+            "runtime_s": round(time.perf_counter() - t0, 2),
+            "metrics": ev.plan.metrics.model_copy(update={"extra": extra}),
+        }
+    )
+    ev.plan = plan
+    return LaserPlanResult(plan, ev, runs, time.perf_counter() - t0)
+
+
+def plan_laser_cli(
+    case: Case,
+    *,
+    out: str | Path,
+    options: LaserPlanOptions | dict | None = None,
+    progress: Progress | None = None,
+    tissues: TissueTable | None = None,
+    devices: DeviceTable | None = None,
+    command: str = "",
+    report: bool = True,
+) -> Plan:
+    """`hepablate plan CASE --modality laser --out DIR`: plan.json, zone.nii.gz,
+    temperature_max_c.nii.gz, report.html and report.pdf, written atomically."""
+    from hepablate.core.output import atomic_output_dir
+    from hepablate.plan.model import write_plan
+
+    if isinstance(options, dict):
+        options = LaserPlanOptions.model_validate(options)
+    res = plan_laser(
+        case, options, tissues=tissues, devices=devices, progress=progress, command=command
+    )
+    with atomic_output_dir(out) as tmp:
+        write_plan(res.plan, tmp / "plan.json")
+        if res.evaluation is not None:
+            write_laser_volumes(tmp, case, res.evaluation)
+        if report:
+            from hepablate.report.laser import write_laser_report
+
+            write_laser_report(tmp, case, res.plan, res.evaluation)
+    return res.plan

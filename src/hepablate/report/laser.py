@@ -1,0 +1,329 @@
+"""Laser plan report: protocol sheet, metrics, warnings, sensitivity, temperature and damage
+views, built as a generic `ReportDocument` and written by `hepablate.report.document` as
+report.html (self-contained) and report.pdf.
+
+Figures are drawn on the planning grid of the forward run (LPS mm, slices through the target
+centre): maximum temperature (degC) and Arrhenius damage (log10 Omega) with the zone (Omega
+threshold) and the target region outlined, fibre tip positions marked; tip temperature
+histories per illumination.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+
+from hepablate.case.model import Case
+from hepablate.physics.laser.evaluation import LaserEvaluation
+from hepablate.plan.model import Plan
+
+
+def _mmss(seconds: float) -> str:
+    s = int(round(seconds))
+    return f"{s // 60}:{s % 60:02d}"
+
+
+def protocol_rows(plan: Plan) -> list[list[str]]:
+    """Rows of the laser protocol sheet (in delivery order)."""
+    fib = {f.id: f for f in plan.fibres}
+    rows = [
+        [
+            "Step",
+            "Fibre",
+            "Power (W)",
+            "Duration (min:s)",
+            "Energy (J)",
+            "Pull-back (mm)",
+            "Tip (LPS mm)",
+        ]
+    ]
+    for il in sorted(plan.illuminations, key=lambda i: (i.step, i.fibre)):
+        f = fib[il.fibre]
+        d = np.asarray(f.direction_lps, float)
+        d /= np.linalg.norm(d)
+        tip = np.asarray(f.tip_lps_mm, float) - il.pullback_mm * d
+        energy = il.energy_j if il.energy_j is not None else il.power_w * il.duration_s
+        rows.append(
+            [
+                str(il.step),
+                il.fibre,
+                f"{il.power_w:g}",
+                _mmss(il.duration_s),
+                f"{energy:.0f}",
+                f"{il.pullback_mm:.1f}",
+                ", ".join(f"{x:.1f}" for x in tip),
+            ]
+        )
+    return rows
+
+
+def fibre_rows(plan: Plan) -> list[list[str]]:
+    rows = [["Fibre", "First tip (LPS mm)", "Direction (LPS)", "Skin entry (LPS mm)", "Depth (mm)"]]
+    for f in plan.fibres:
+        rows.append(
+            [
+                f.id,
+                ", ".join(f"{x:.1f}" for x in f.tip_lps_mm),
+                ", ".join(f"{x:.3f}" for x in f.direction_lps),
+                "-" if f.entry_lps_mm is None else ", ".join(f"{x:.1f}" for x in f.entry_lps_mm),
+                "-" if f.depth_mm is None else f"{f.depth_mm:.1f}",
+            ]
+        )
+    return rows
+
+
+def metric_rows(plan: Plan) -> list[list[str]]:
+    m = plan.metrics
+
+    def fmt(v, pct=False, unit=""):
+        if v is None:
+            return "-"
+        return f"{100 * v:.1f} %" if pct else f"{v:.2f}{unit}"
+
+    return [
+        ["Metric", "Value"],
+        ["Target (tumour + margin) coverage", fmt(m.target_coverage, pct=True)],
+        ["Tumour coverage", fmt(m.tumour_coverage, pct=True)],
+        ["Minimum margin", fmt(m.min_margin_mm, unit=" mm")],
+        ["Ablation zone volume", fmt(m.ablation_volume_ml, unit=" ml")],
+        ["Non-target liver ablated", fmt(m.non_target_liver_ml, unit=" ml")],
+        ["Coverage probability (placement error)", fmt(m.coverage_probability, pct=True)],
+        ["Total energy", fmt(m.extra.get("total_energy_j"), unit=" J")],
+        ["Maximum temperature (model)", fmt(m.extra.get("temperature_max_c"), unit=" degC")],
+    ]
+
+
+def sensitivity_rows(plan: Plan) -> list[list[str]]:
+    ex = plan.metrics.extra
+    names = [
+        ("nominal", "Tissue-table values"),
+        ("mu_a_low", "mu_a low end"),
+        ("mu_a_high", "mu_a high end"),
+        ("mu_s_low", "mu_s' low end"),
+        ("mu_s_high", "mu_s' high end"),
+    ]
+    rows = [["Optical properties", "Zone volume (ml)", "Target coverage"]]
+    for key, label in names:
+        v = ex.get(f"sensitivity.{key}.ablation_volume_ml")
+        c = ex.get(f"sensitivity.{key}.target_coverage")
+        if v is None:
+            continue
+        rows.append([label, f"{v:.2f}", f"{100 * c:.1f} %"])
+    return rows if len(rows) > 1 else []
+
+
+def figures(case: Case, ev: LaserEvaluation) -> dict[str, bytes]:
+    """PNG figures: temperature and damage slices, tip temperature histories."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    r = ev.result
+    g = r.grid
+    tgt = r.structures[case.target_key]
+    cen = (
+        np.argwhere(tgt).mean(axis=0).round().astype(int)
+        if tgt.any()
+        else (np.array(tgt.shape) // 2)
+    )
+    k0, j0 = int(cen[0]), int(cen[1])
+    h = g.spacing_mm
+    ext_axial = [
+        g.origin_lps_mm[0],
+        g.origin_lps_mm[0] + h[0] * (tgt.shape[2] - 1),
+        g.origin_lps_mm[1] + h[1] * (tgt.shape[1] - 1),
+        g.origin_lps_mm[1],
+    ]
+    ext_cor = [
+        g.origin_lps_mm[0],
+        g.origin_lps_mm[0] + h[0] * (tgt.shape[2] - 1),
+        g.origin_lps_mm[2],
+        g.origin_lps_mm[2] + h[2] * (tgt.shape[0] - 1),
+    ]
+    tips = np.array([s.tip_lps_mm for s in r.shots])
+    out: dict[str, bytes] = {}
+    log_omega = np.log10(np.maximum(r.omega, 1e-3))
+    for name, arr, cmap, label, vmin, vmax in (
+        (
+            "temperature",
+            r.tmax_c,
+            "inferno",
+            "maximum temperature (degC)",
+            37.0,
+            max(100.0, float(np.percentile(r.tmax_c, 99.9))),
+        ),
+        ("damage", log_omega, "viridis", "log10 Arrhenius Omega", -3.0, 3.0),
+    ):
+        fig, axes = plt.subplots(1, 2, figsize=(10, 4.4))
+        for ax, sl, ext, title, ylab, pts in (
+            (
+                axes[0],
+                (k0, slice(None), slice(None)),
+                ext_axial,
+                "axial (through target)",
+                "y (LPS, mm)",
+                tips[:, [0, 1]],
+            ),
+            (
+                axes[1],
+                (slice(None), j0, slice(None)),
+                ext_cor,
+                "coronal (through target)",
+                "z (LPS, mm)",
+                tips[:, [0, 2]],
+            ),
+        ):
+            im = ax.imshow(
+                arr[sl],
+                cmap=cmap,
+                extent=ext,
+                vmin=vmin,
+                vmax=vmax,
+                origin="upper" if ylab.startswith("y") else "lower",
+                interpolation="nearest",
+                aspect="equal",
+            )
+            ax.contour(
+                r.zone[sl].astype(float),
+                levels=[0.5],
+                colors="cyan",
+                linewidths=1.2,
+                extent=ext,
+                origin="upper" if ylab.startswith("y") else "lower",
+            )
+            ax.contour(
+                ev.region[sl].astype(float),
+                levels=[0.5],
+                colors="white",
+                linewidths=1.0,
+                linestyles="dashed",
+                extent=ext,
+                origin="upper" if ylab.startswith("y") else "lower",
+            )
+            ax.contour(
+                tgt[sl].astype(float),
+                levels=[0.5],
+                colors="lime",
+                linewidths=1.0,
+                extent=ext,
+                origin="upper" if ylab.startswith("y") else "lower",
+            )
+            ax.plot(pts[:, 0], pts[:, 1], "w+", markersize=8)
+            ax.set_title(title)
+            ax.set_xlabel("x (LPS, mm)")
+            ax.set_ylabel(ylab)
+        fig.colorbar(im, ax=axes, label=label, shrink=0.85)
+        fig.suptitle("zone (cyan), tumour (green), tumour + margin (white dashed), tips (+)")
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=90)
+        plt.close(fig)
+        out[name] = buf.getvalue()
+    fig, ax = plt.subplots(figsize=(7, 3.4))
+    for s in r.shots:
+        t, temp = r.tip_history[s.index]
+        ax.plot(t / 60.0, temp, label=f"{s.fibre_id} step {s.step}")
+    ax.axhline(100.0, color="red", linestyle="--", linewidth=1, label="100 degC (charring)")
+    ax.set_xlabel("time (min)")
+    ax.set_ylabel("tip temperature (degC)")
+    if len(r.shots) <= 8:
+        ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90)
+    plt.close(fig)
+    out["tip_history"] = buf.getvalue()
+    return out
+
+
+_MODEL_TEXT = (
+    "Light: steady diffusion approximation at 1064 nm, isotropic point source at each bare "
+    "fibre tip, optical properties from the tissue table (coagulated tissue scatters more; "
+    "re-solved during each illumination). Heat: transient Pennes bioheat equation; perfusion "
+    "stops where Omega >= 1; large vessels are heat sinks held at blood temperature. Damage: "
+    "Arrhenius integral (zone: Omega >= threshold) with CEM43 as a second criterion. Tip "
+    "temperatures are model values at the grid scale; the model has no vaporisation or "
+    "charring, so above 100 degC it is outside its validity."
+)
+
+
+def _table(rows: list[list[str]], caption: str = "", widths: list[float] | None = None):
+    from hepablate.report.document import Paragraph, Table
+
+    if not rows:
+        return Paragraph("-", style="note")
+    return Table(header=rows[0], rows=rows[1:], caption=caption, col_widths=widths)
+
+
+def build_document(case: Case, plan: Plan, figs: dict[str, bytes]):
+    """The laser report as a generic `ReportDocument` (hepablate.report.document)."""
+    from hepablate.report.document import Figure, Paragraph, ReportDocument, Section
+
+    status = plan.status + (f": {plan.status_reason}" if plan.status_reason else "")
+    warn_blocks = [Paragraph(f"[{w.code}] {w.message}", style=w.level) for w in plan.warnings]
+    captions = {
+        "temperature": "Maximum temperature (degC) through the target centre: zone (cyan), "
+        "tumour (green), tumour + margin (white dashed), tip positions (+).",
+        "damage": "Arrhenius damage log10(Omega); the zone is Omega >= 1 (cyan).",
+        "tip_history": "Temperature at each tip position during its illumination (model value "
+        "at the grid scale around the tip).",
+    }
+    sections = [
+        Section(
+            "Laser protocol sheet",
+            [
+                Paragraph(
+                    "Fibres are parallel; illuminations with the same step run "
+                    "simultaneously; a pull-back moves the tip back along its fibre from "
+                    "its first position."
+                ),
+                _table(fibre_rows(plan), "Fibres (LPS mm)", [0.6, 2, 2, 2, 0.8]),
+                _table(
+                    protocol_rows(plan),
+                    "Illuminations in delivery order",
+                    [0.5, 0.6, 0.8, 1.1, 0.9, 1.0, 2.0],
+                ),
+            ],
+        ),
+        Section("Predicted result", [_table(metric_rows(plan), "", [3, 1.5])]),
+        Section("Warnings", warn_blocks or [Paragraph("none")]),
+        Section(
+            "Sensitivity to optical properties",
+            [
+                Paragraph(
+                    "The zone recomputed with each end of the tissue table's range of "
+                    "absorption (mu_a) and reduced scattering (mu_s'), one at a time, on a "
+                    "grid of at least 2.5 mm."
+                ),
+                _table(sensitivity_rows(plan)),
+            ],
+        ),
+        Section(
+            "Temperature and damage",
+            [Figure(v, captions.get(k, k)) for k, v in figs.items()]
+            or [Paragraph("no forward run", style="note")],
+            new_page=bool(figs),
+        ),
+        Section("Model", [Paragraph(_MODEL_TEXT, style="note")]),
+    ]
+    prov = plan.provenance
+    footer = f"hepablate {prov.hepablate_version}, {prov.created_utc}. " if prov else ""
+    return ReportDocument(
+        title="Laser ablation plan",
+        subtitle=f"Case {case.case_id}, target {case.target_id}, margin {case.margin_mm:g} mm. "
+        f"Status: {status}.",
+        sections=sections,
+        footer=footer + "A planning aid: the clinician decides.",
+    )
+
+
+def write_laser_report(
+    out_dir: Path, case: Case, plan: Plan, ev: LaserEvaluation | None
+) -> list[Path]:
+    """report.html and report.pdf into `out_dir` (figures only when a forward run exists)."""
+    from hepablate.report.document import write_report
+
+    figs = figures(case, ev) if ev is not None else {}
+    return list(write_report(build_document(case, plan, figs), out_dir))
