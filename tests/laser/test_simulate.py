@@ -152,3 +152,26 @@ def test_cli_simulate_laser_plan(run_cli, tmp_path):
     tip = np.asarray(plan.fibres[0].tip_lps_mm)
     ijk = np.rint(zone.lps_to_index(tip)).astype(int)
     assert zone.array[ijk[2], ijk[1], ijk[0]] == 1
+
+
+def test_cli_simulate_laser_on_dicom_case_writes_zone_seg(run_cli, tmp_path):
+    from hepablate.case import load_case
+    from hepablate.case.writer import write_case
+    from hepablate.imaging import read_image
+    from hepablate.imaging.dicom_seg import read_dicom_seg
+
+    case_dir = tmp_path / "dicom_case"
+    write_case(small_case(), case_dir, "dicom")
+    p = write_plan_json(tmp_path / "plan.json", two_fibre_plan(duration_s=300.0))
+    out = tmp_path / "out"
+    r = run_cli("simulate", case_dir, "--plan", p, "--out", out)
+    assert r.code == 0, r.err
+    segs = read_dicom_seg(out / "zone_seg.dcm")
+    assert [s.name for s in segs] == ["laser ablation zone"]
+    zone = read_image(out / "zone.nii.gz")
+    ct_grid = load_case(case_dir).grid
+    # the SEG lies on the CT's lattice and holds the same ablated volume as the NIfTI zone
+    seg_ml = float(segs[0].mask.array.sum()) * ct_grid.voxel_volume_ml
+    zone_ml = float(zone.array.sum()) * zone.voxel_volume_ml
+    assert zone_ml > 0 and abs(seg_ml / zone_ml - 1) < 0.05
+    assert abs(segs[0].mask.spacing_mm[0] - ct_grid.spacing_mm[0]) < 1e-6

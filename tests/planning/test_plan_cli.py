@@ -187,3 +187,28 @@ def test_laser_unavailable_is_a_clear_error(case_dir, tmp_path, capsys, monkeypa
     rc = main(["plan", str(case_dir), "--modality", "laser", "--out", str(tmp_path / "l")])
     assert rc == 2 and "laser planning is not available" in capsys.readouterr().err
     assert not (tmp_path / "l").exists()
+
+
+def test_plan_on_a_dicom_case_writes_zone_seg(tmp_path, fake_engine):
+    from hepablate.case import load_case
+    from hepablate.imaging import read_image
+    from hepablate.imaging.dicom_seg import read_dicom_seg
+
+    spec = PhantomSpec(
+        case_id="dicom-small",
+        spacing_mm=(2.0, 2.0, 2.0),
+        fov_mm=(220.0, 170.0, 110.0),
+        tumours=[TumourSpec(id="T1", centre_lps_mm=(-45.0, 0.0, 0.0), diameter_mm=14.0)],
+    )
+    case_dir = tmp_path / "case"
+    write_case(build_phantom(spec), case_dir, "dicom")
+    out = tmp_path / "out"
+    rc = main(["plan", str(case_dir), "--modality", "ire", "--out", str(out), "--no-report"])
+    assert rc == 0
+    segs = read_dicom_seg(out / "zone_seg.dcm")
+    assert len(segs) == 1
+    zone = read_image(out / "zone.nii.gz")
+    grid = load_case(case_dir).grid
+    seg_ml = float(segs[0].mask.array.sum()) * grid.voxel_volume_ml
+    zone_ml = float(zone.array.sum()) * zone.voxel_volume_ml
+    assert zone_ml > 0 and abs(seg_ml / zone_ml - 1) < 0.05

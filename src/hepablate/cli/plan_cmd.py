@@ -132,7 +132,7 @@ def register(app: typer.Typer) -> None:
 
         from hepablate.core.output import atomic_output_dir
         from hepablate.optimize.ire import IrePlanOptions, plan_ire, search_threshold_v_per_cm
-        from hepablate.plan.model import IreSimulationSettings, write_plan
+        from hepablate.plan.model import IreSimulationSettings
         from hepablate.report.ire import write_ire_outputs
 
         if allow_angled:
@@ -167,21 +167,19 @@ def register(app: typer.Typer) -> None:
         thr = search_threshold_v_per_cm(tissues, IreSimulationSettings())
         o = res.outcome
         with atomic_output_dir(out) as tmp:
-            if no_report:
-                write_plan(res.plan, tmp / "plan.json")
-            else:
-                write_ire_outputs(
-                    tmp,
-                    case,
-                    res.plan,
-                    o.grid,
-                    o.structures,
-                    o.region,
-                    None if o.confirmed is None else o.confirmed.zone,
-                    None if o.confirmed is None else o.confirmed.field_max_v_per_cm,
-                    thr,
-                    int(devices.ire.pulses_per_group.value),
-                )
+            write_ire_outputs(
+                tmp,
+                case,
+                res.plan,
+                o.grid,
+                o.structures,
+                o.region,
+                None if o.confirmed is None else o.confirmed.zone,
+                None if o.confirmed is None else o.confirmed.field_max_v_per_cm,
+                thr,
+                int(devices.ire.pulses_per_group.value),
+                report=not no_report,
+            )
         _echo(res.plan, out, json_out)
 
 

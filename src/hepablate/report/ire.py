@@ -499,9 +499,11 @@ def write_ire_outputs(
     field_v_per_cm: np.ndarray | None,
     threshold_v_per_cm: float,
     pulses_per_group: int,
+    report: bool = True,
 ) -> list[Path]:
     """Write plan.json, zone.nii.gz, field_max_v_per_cm.nii.gz, zone_seg.dcm (DICOM cases),
-    report.html and report.pdf into `out` (an existing directory)."""
+    and unless `report` is false report.html and report.pdf, into `out` (an existing
+    directory)."""
     from hepablate.case.summary import summarise_case
 
     written = [write_plan(plan, out / "plan.json")]
@@ -516,13 +518,12 @@ def write_ire_outputs(
     )
     written += [out / "zone.nii.gz", out / "field_max_v_per_cm.nii.gz"]
     if case.source_format == "dicom" and case.dicom_reference is not None and zone is not None:
-        try:
-            from hepablate.imaging.dicom_seg import write_zone_seg
-        except ImportError:  # pragma: no cover - the imaging colleague's module is optional
-            write_zone_seg = None
-        if write_zone_seg is not None:
-            write_zone_seg(zone_vol, case.dicom_reference, out / "zone_seg.dcm")
-            written.append(out / "zone_seg.dcm")
+        # The zone as DICOM SEG on the case's CT, so it opens in PACS viewers and 3D Slicer.
+        from hepablate.imaging.dicom_seg import write_zone_seg
+
+        written.append(write_zone_seg(zone_vol, case.dicom_reference, out / "zone_seg.dcm"))
+    if not report:
+        return written
     figs = {}
     if zone is not None:
         figs = build_ire_figures(case, plan, grid, structures, region, z, f, threshold_v_per_cm)

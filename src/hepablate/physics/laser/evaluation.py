@@ -287,10 +287,23 @@ def write_laser_volumes(out_dir: Path, case: Case, ev: LaserEvaluation) -> list[
     r = ev.result
     zone = r.grid.with_array(r.zone.astype(np.uint8))
     tmax = r.grid.with_array(r.tmax_c.astype(np.float32))
-    return [
+    written = [
         write_image(zone, Path(out_dir) / "zone.nii.gz"),
         write_image(tmax, Path(out_dir) / "temperature_max_c.nii.gz"),
     ]
+    if case.source_format == "dicom" and case.dicom_reference is not None:
+        # The zone as DICOM SEG on the case's CT, so it opens in PACS viewers and 3D Slicer.
+        from hepablate.imaging.dicom_seg import write_zone_seg
+
+        written.append(
+            write_zone_seg(
+                zone,
+                case.dicom_reference,
+                Path(out_dir) / "zone_seg.dcm",
+                label="laser ablation zone",
+            )
+        )
+    return written
 
 
 def laser_provenance(
