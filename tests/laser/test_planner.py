@@ -127,7 +127,7 @@ def test_cli_plan_laser(run_cli, tmp_path):
         "2",
         "--mc-samples",
         "8",
-        "--max-probes",
+        "--max-fibres",
         "2",
         "--json",
     )

@@ -30,8 +30,12 @@ def register(app: typer.Typer) -> None:
         case_dir: Path = typer.Argument(..., help="Case directory (holding case.yaml)."),
         modality: str = typer.Option("ire", "--modality", help="ire or laser."),
         out: Path = typer.Option(..., "--out", help="Output directory."),
-        min_probes: int | None = typer.Option(None, "--min-probes", help="IRE: at least N."),
-        max_probes: int | None = typer.Option(None, "--max-probes", help="IRE: at most N."),
+        min_probes: int | None = typer.Option(
+            None, "--min-probes", "--min-fibres", help="At least N probes (IRE) or fibres (laser)."
+        ),
+        max_probes: int | None = typer.Option(
+            None, "--max-probes", "--max-fibres", help="At most N probes (IRE) or fibres (laser)."
+        ),
         min_spacing_mm: float | None = typer.Option(
             None, "--min-spacing", help="IRE: minimum probe spacing (mm; default 10)."
         ),
