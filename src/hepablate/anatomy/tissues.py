@@ -16,7 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from hepablate.anatomy.vocabulary import base_name
-from hepablate.errors import InputError
+from hepablate.errors import InputError, input_error_from_validation
 
 
 class Quantity(BaseModel):
@@ -149,9 +149,7 @@ def load_tissue_table(override: str | Path | None = None) -> TissueTable:
     try:
         return TissueTable.model_validate(raw)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = ".".join(str(x) for x in err["loc"])
-        raise InputError(err["msg"], source=str(override or "tissues.yaml"), field=loc) from None
+        raise input_error_from_validation(exc, source=str(override or "tissues.yaml")) from None
 
 
 #: Painting order of structures when building a tissue map: later wins.

@@ -9,7 +9,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from hepablate.anatomy.vocabulary import STRUCTURE_NAMES
-from hepablate.errors import InputError
+from hepablate.errors import InputError, input_error_from_validation
 
 CASE_FORMAT_VERSION = 1
 
@@ -110,7 +110,4 @@ def read_case_spec(path: Path) -> CaseSpec:
     try:
         return CaseSpec.model_validate(raw)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = ".".join(str(x) for x in err["loc"]) or None
-        msg = err["msg"].removeprefix("Value error, ")
-        raise InputError(msg, source=str(path), field=loc) from None
+        raise input_error_from_validation(exc, source=str(path)) from None

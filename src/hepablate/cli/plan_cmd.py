@@ -84,7 +84,7 @@ def register(app: typer.Typer) -> None:
         from hepablate.anatomy.tissues import load_tissue_table
         from hepablate.case import load_case
         from hepablate.devices.catalog import load_device_table
-        from hepablate.errors import InputError
+        from hepablate.errors import InputError, input_error_from_validation
 
         command = "hepablate " + " ".join(sys.argv[1:]) if sys.argv else "hepablate plan"
         if modality not in ("ire", "laser"):
@@ -115,11 +115,7 @@ def register(app: typer.Typer) -> None:
                     grid_spacing_mm=grid_mm,
                 )
             except ValidationError as exc:
-                err = exc.errors()[0]
-                raise InputError(
-                    err["msg"].removeprefix("Value error, "),
-                    field=".".join(str(x) for x in err["loc"]) or "options",
-                ) from None
+                raise input_error_from_validation(exc, default_field="options") from None
             p = plan_laser_cli(
                 case,
                 out=out,
@@ -160,11 +156,7 @@ def register(app: typer.Typer) -> None:
                 grid_spacing_mm=grid_mm,
             )
         except ValidationError as exc:
-            err = exc.errors()[0]
-            raise InputError(
-                err["msg"].removeprefix("Value error, "),
-                field=".".join(str(x) for x in err["loc"]) or "options",
-            ) from None
+            raise input_error_from_validation(exc, default_field="options") from None
         res = plan_ire(
             case, opts, tissues=tissues, devices=devices, progress=RichProgress(), command=command
         )

@@ -9,7 +9,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from hepablate.anatomy.tissues import Quantity, _deep_merge
-from hepablate.errors import InputError
+from hepablate.errors import InputError, input_error_from_validation
 
 
 class IreDevice(BaseModel):
@@ -61,9 +61,4 @@ def load_device_table(override: str | Path | None = None) -> DeviceTable:
     try:
         return DeviceTable.model_validate(raw)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        raise InputError(
-            err["msg"],
-            source=str(override or "devices.yaml"),
-            field=".".join(str(x) for x in err["loc"]),
-        ) from None
+        raise input_error_from_validation(exc, source=str(override or "devices.yaml")) from None

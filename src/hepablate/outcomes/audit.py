@@ -35,7 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from scipy import stats
 
 from hepablate.core.progress import NullProgress, Progress
-from hepablate.errors import InputError
+from hepablate.errors import InputError, input_error_from_validation
 from hepablate.outcomes.endpoints import (
     PatientFollowup,
     TumourEndpoints,
@@ -185,9 +185,7 @@ def load_schedule(path: str | Path) -> FollowupSchedule:
     try:
         return FollowupSchedule.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = ".".join(str(x) for x in err["loc"]) or None
-        raise InputError(err["msg"], source=str(p), field=loc) from exc
+        raise input_error_from_validation(exc, source=str(p)) from exc
 
 
 @dataclass(frozen=True)

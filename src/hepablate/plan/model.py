@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from hepablate.errors import InputError
+from hepablate.errors import InputError, input_error_from_validation
 
 PLAN_FORMAT_VERSION = 1
 
@@ -184,11 +184,7 @@ def read_plan(path: str | Path) -> Plan:
     try:
         return Plan.model_validate(raw)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = ".".join(str(x) for x in err["loc"]) or None
-        raise InputError(
-            err["msg"].removeprefix("Value error, "), source=str(p), field=loc
-        ) from None
+        raise input_error_from_validation(exc, source=str(p)) from None
 
 
 def write_plan(plan: Plan, path: str | Path) -> Path:
