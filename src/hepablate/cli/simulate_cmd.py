@@ -21,36 +21,22 @@ def register(app: typer.Typer) -> None:
         devices_file: Path | None = typer.Option(None, "--devices", help="Device table override."),
         json_out: bool = typer.Option(False, "--json", help="Print a result summary as JSON."),
     ) -> None:
-        """Predict the IRE field, zone, pair currents and heating of a plan's placement.
+        """Evaluate a plan's placement and protocol (IRE or laser) as the planner does.
 
-        Writes DIR/plan.json (the plan with predicted currents, zone volume, warnings and
-        provenance), DIR/field_max_v_per_cm.nii.gz, DIR/zone.nii.gz and, with heating on,
-        DIR/temperature_max_c.nii.gz, on the planning grid in the case's patient frame.
+        IRE: DIR/plan.json (predicted pair currents, zone volume, warnings, provenance),
+        DIR/field_max_v_per_cm.nii.gz, DIR/zone.nii.gz and, with heating on,
+        DIR/temperature_max_c.nii.gz. Laser: DIR/plan.json, DIR/zone.nii.gz and
+        DIR/temperature_max_c.nii.gz. Images are on the planning grid in the case's patient
+        frame; DICOM cases also get DIR/zone_seg.dcm for laser plans.
         """
         from hepablate.plan.model import read_plan
 
-        if read_plan(plan_path).modality == "laser":
-            from hepablate.physics.laser.evaluation import run_laser_simulation
-
-            summary = run_laser_simulation(
-                case_dir,
-                plan_path,
-                out,
-                tissues_file,
-                devices_file,
-                RichProgress(),
-                command="hepablate simulate",
-            )
-            if json_out:
-                print_json(summary)
-            else:
-                typer.echo(
-                    f"wrote {out}/plan.json: zone {summary['zone_volume_ml']:.2f} ml, "
-                    f"target coverage {100 * summary['target_coverage']:.1f} %, "
-                    f"{len(summary['warnings'])} warning(s)"
-                )
-            return
-        summary = run_simulation(
+        laser = read_plan(plan_path).modality == "laser"
+        if laser:
+            from hepablate.physics.laser.evaluation import run_laser_simulation as run
+        else:
+            run = run_simulation
+        summary = run(
             case_dir,
             plan_path,
             out,
@@ -61,11 +47,16 @@ def register(app: typer.Typer) -> None:
         )
         if json_out:
             print_json(summary)
-        else:
-            typer.echo(
-                f"wrote {out}/plan.json: zone {summary['zone_volume_ml']:.2f} ml, max current "
-                f"{summary['max_current_a']:.1f} A, {len(summary['warnings'])} warning(s)"
-            )
+            return
+        detail = (
+            f"target coverage {100 * summary['target_coverage']:.1f} %"
+            if laser
+            else f"max current {summary['max_current_a']:.1f} A"
+        )
+        typer.echo(
+            f"wrote {out}/plan.json: zone {summary['zone_volume_ml']:.2f} ml, {detail}, "
+            f"{len(summary['warnings'])} warning(s)"
+        )
 
 
 def run_simulation(
