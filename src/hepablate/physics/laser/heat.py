@@ -28,8 +28,8 @@ from dataclasses import dataclass
 import numba as nb
 import numpy as np
 
+from hepablate.physics.kernels import _variant, use_parallel
 from hepablate.physics.laser.damage import GAS_CONSTANT_J_PER_MOL_K
-from hepablate.physics.laser.light import _variant, use_parallel
 
 
 def _steps_py(

@@ -20,12 +20,12 @@ Reference: Jacques and Pogue 2008, J Biomed Opt 13:041302 (diffusion theory for 
 
 from __future__ import annotations
 
-import os
-import types
 from dataclasses import dataclass
 
 import numba as nb
 import numpy as np
+
+from hepablate.physics.kernels import _variant, use_parallel
 
 
 def _matvec_dot_py(x, diag, fx, fy, fz, y):
@@ -87,33 +87,6 @@ def _direction_py(p, z, beta):
 
 #: Grids smaller than this (voxels) use the serial kernels: thread start-up and barriers cost
 #: more than they save on small grids.
-PARALLEL_MIN_VOXELS = 200_000
-
-
-def use_parallel(n_voxels: int) -> bool:
-    """Parallel kernels only on large grids and when the cores are not already busy: with
-    the machine oversubscribed, the threads of a parallel kernel wait at its barriers and a
-    step costs several times the serial one (measured on the shared 2-core machine:
-    25 s instead of 7.5 s for the 1 M-voxel benchmark at load average 7)."""
-    if n_voxels < PARALLEL_MIN_VOXELS:
-        return False
-    try:
-        load = os.getloadavg()[0]
-    except OSError:
-        return True
-    return load < (os.cpu_count() or 1) + 0.5
-
-
-def _variant(f, suffix: str):
-    """A copy of `f` under another name, so that numba's on-disk cache keeps the serial and
-    the parallel compilations apart (its index is keyed by the function's qualified name)."""
-    g = types.FunctionType(
-        f.__code__, f.__globals__, f.__name__ + suffix, f.__defaults__, f.__closure__
-    )
-    g.__qualname__ = f.__qualname__ + suffix
-    return g
-
-
 _KERNELS = {
     par: tuple(
         nb.njit(parallel=par, cache=True)(_variant(f, "_par" if par else "_ser"))
