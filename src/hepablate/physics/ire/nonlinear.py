@@ -37,8 +37,13 @@ def _field_magnitude_py(f, e_prev, out):
     return d2.sum(), m2.sum()
 
 
-def _relax_sigma_py(emag, sig, sigma0, sigma1, e_rev, e_irr, tf, relax):
-    """sig += min(relax, 1 / (1 + d ln sigma / d ln E)) (sigma(E) tf - sig), in place."""
+def _relax_sigma_py(emag, sig, sigma0, sigma1, e_rev, e_irr, tf, relax, damp, last, shrink, grow):
+    """sig += damp min(relax, 1 / (1 + d ln sigma / d ln E)) (sigma(E) tf - sig), in place.
+
+    `last` holds each cell's previous update; where the update changes sign the cell's
+    `damp` factor shrinks, elsewhere it grows back towards 1 (shrink = grow = 1 leaves the
+    plain relaxation). This breaks the period-2 cycles that the Newton-type relaxation alone
+    can fall into where sigma(E) bends sharply."""
     n = sig.size
     scalar_tf = tf.size == 1
     for t in nb.prange(n):
@@ -49,8 +54,14 @@ def _relax_sigma_py(emag, sig, sigma0, sigma1, e_rev, e_irr, tf, relax):
         base = sigma0[t] + span * (s * s * (3.0 - 2.0 * s))
         slope = span * 6.0 * s * (1.0 - s) / width * e / base
         factor = tf[0] if scalar_tf else tf[t]
-        w = min(relax, 1.0 / (1.0 + slope))
-        sig[t] += w * (base * factor - sig[t])
+        delta = base * factor - sig[t]
+        if delta * last[t] < 0.0:
+            damp[t] *= shrink
+        else:
+            damp[t] = min(1.0, damp[t] * grow)
+        last[t] = delta
+        w = min(relax, 1.0 / (1.0 + slope)) * damp[t]
+        sig[t] += w * delta
 
 
 _FUNCS = {"magnitude": _field_magnitude_py, "relax": _relax_sigma_py}
@@ -62,6 +73,9 @@ _KERNELS = {
     for par in (False, True)
 }
 _EMPTY = np.zeros(0)
+#: Per-cell step factors once the iteration stagnates (see `relax_sigma`).
+SHRINK = 0.5
+GROW = 1.25
 
 
 def field_magnitude(
@@ -82,9 +96,27 @@ def relax_sigma(
     e_irr: np.ndarray,
     temp_factor: np.ndarray | float,
     relax: float,
+    damp: np.ndarray | None = None,
+    last: np.ndarray | None = None,
+    adaptive: bool = False,
 ) -> None:
-    """One relaxed Picard update of `sigma` (S/m) in place."""
+    """One relaxed Picard update of `sigma` (S/m) in place. Pass the same `damp` (start at
+    ones) and `last` (start at zeros) arrays to every step of one iteration; with `adaptive`
+    a cell whose update changes sign has its step shrunk (SHRINK), others regrow (GROW)."""
     tf = np.atleast_1d(np.asarray(temp_factor, dtype=np.float64))
+    damp = np.ones(sigma.size) if damp is None else damp
+    last = np.zeros(sigma.size) if last is None else last
     _KERNELS[use_parallel(sigma.size)]["relax"](
-        emag_v_per_cm, sigma, sigma0, sigma1, e_rev, e_irr, tf, float(relax)
+        emag_v_per_cm,
+        sigma,
+        sigma0,
+        sigma1,
+        e_rev,
+        e_irr,
+        tf,
+        float(relax),
+        damp,
+        last,
+        SHRINK if adaptive else 1.0,
+        GROW if adaptive else 1.0,
     )

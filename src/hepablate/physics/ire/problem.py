@@ -383,6 +383,13 @@ class IreProblem:
         ip = np.zeros(n)
         rtol = PICARD_RTOL_MAX
         bufs = (np.empty(self.op.n), np.empty(self.op.n))
+        damp = np.ones(self.op.n)
+        last_step = np.zeros(self.op.n)
+        # Per-cell adaptive damping switches on when the field change stops shrinking (a
+        # period-2 cycle: seen on 1 mm planning grids, 30 iterations with the field change
+        # stuck at 2.6 %); before that the plain relaxation is kept, as it converges faster.
+        adaptive = False
+        d_e_last = np.inf
         for it in range(1, max_it + 1):
             done = it
             wi = el.well_index(sig)
@@ -402,6 +409,9 @@ class IreProblem:
             if d_i < tol and d_e < 5 * tol and float_err < 5 * tol and rtol <= PICARD_RTOL_FINAL:
                 converged = True
                 break
+            if it >= 3 and d_e > 0.8 * d_e_last:
+                adaptive = True
+            d_e_last = d_e
             rtol = float(
                 np.clip(PICARD_RTOL_FACTOR * min(d_i, d_e), PICARD_RTOL_MIN, PICARD_RTOL_MAX)
             )
@@ -427,7 +437,17 @@ class IreProblem:
             else:
                 sig = sig.copy() if sig is self.sigma0 else sig
                 relax_sigma(
-                    emag, sig, self.sigma0, self.sigma1, self.e_rev, self.e_irr, temp_factor, relax
+                    emag,
+                    sig,
+                    self.sigma0,
+                    self.sigma1,
+                    self.e_rev,
+                    self.e_irr,
+                    temp_factor,
+                    relax,
+                    damp,
+                    last_step,
+                    adaptive,
                 )
         self._last_u = u
         return f, sig, v, ip, done, converged, solves
