@@ -69,8 +69,10 @@ def register(app: typer.Typer) -> None:
         allow_angled: bool = typer.Option(
             False,
             "--allow-angled",
-            help="Allow non-parallel probes (not implemented for "
-            "IRE: probes stay parallel; see docs).",
+            help="IRE: where a parallel needle path is blocked (no-go structure or outside the "
+            "--entry window), let that probe deviate up to 15 deg from the common direction "
+            "(converging/diverging), paths still clear and spacing along the exposure within "
+            "the limits. Parallel stays the default.",
         ),
         grid_mm: float = typer.Option(1.0, "--grid", help="Planning grid spacing (mm)."),
         tissues_file: Path | None = typer.Option(None, "--tissues", help="Tissue table override."),
@@ -135,12 +137,6 @@ def register(app: typer.Typer) -> None:
         from hepablate.plan.model import IreSimulationSettings
         from hepablate.report.ire import write_ire_outputs
 
-        if allow_angled:
-            typer.echo(
-                "note: --allow-angled is accepted but the IRE planner keeps probes "
-                "parallel (see docs/planning-ire.md)",
-                err=True,
-            )
         try:
             opts = IrePlanOptions(
                 min_probes=min_probes,

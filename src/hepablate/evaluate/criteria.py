@@ -31,6 +31,9 @@ class PlanningDefaults(BaseModel):
     monte_carlo_samples: Quantity
     max_tilt_deg: Quantity
     thermal_damage_omega: Quantity
+    pullback_overlap_mm: Quantity
+    max_probe_angle_deg: Quantity
+    min_needle_gap_mm: Quantity
 
     def parameters(self, prefix: str = "planning.") -> list[Parameter]:
         out = []

@@ -11,16 +11,22 @@ Search (docs/planning-ire.md explains why this optimiser):
    whose polygon, grown by an estimated zone reach (calibrated against the engine as the
    search goes), contains the projected region, and whose every needle path is clear.
    Along the needle the exposure spans the region's extent; beyond the practice exposure
-   (devices.yaml) the plan uses pull-back cycles, and beyond six probes at maximum spacing it
-   splits the region into repositioning cycles.
+   (devices.yaml) the plan uses overlapping pull-back cycles, and beyond six probes at maximum
+   spacing it splits the region into repositioning cycles. Once a confirmed layout leaves
+   tumour uncovered, the fit weights the tumour's points (pairs through the tumour, not a
+   cell's weak middle), and probes next to a no-go structure may be placed much shallower.
+   With `allow_angled`, a probe whose parallel path is blocked may deviate up to 15 deg.
 3. The engine's constant-conductivity model (linear in voltage) gives the exact common voltage
    scale that covers the region; voltages start at the 1500 V/cm spacing rule and may rise to
    the generator limit. The constant model underestimates the zone, so this is conservative.
 4. Confirmation with the engine's full nonlinear solve; repair: pairs over the current limit
-   are turned down, and if coverage falls short all voltages are raised (within limits) or
-   the next candidate layout is tried.
+   are turned down, and if coverage falls short the pairs that border the shortfall are
+   raised (within the voltage and current limits; kept only if the plan improves) or the
+   next candidate layout is tried.
 5. Robustness: Monte Carlo placement error with the calibrated analytic surrogate
    (`hepablate.optimize.surrogate`).
+An infeasible plan says where the target stays below threshold and why
+(`shortfall_groups`, `describe_shortfall`: next to which vessel or duct, with the field).
 """
 
 from __future__ import annotations
@@ -134,6 +140,8 @@ class Limits:
     pulse_width_us: float
     diameter_mm: float
     threshold_v_per_cm: float
+    spacing_device_max_mm: float | None = None
+    """The device table's (or option's) maximum spacing before the generator cap."""
 
 
 @dataclass
@@ -212,6 +220,7 @@ def limits_from(devices: DeviceTable, threshold_v_per_cm: float, opts: IrePlanOp
             f"{float(d.max_voltage_v.value):g} V at {lo:g} V/cm",
             field="spacing",
         )
+    s_device = smax
     smax = min(smax, s_volt)
     return Limits(
         probes_min=pmin,
@@ -231,6 +240,7 @@ def limits_from(devices: DeviceTable, threshold_v_per_cm: float, opts: IrePlanOp
         pulse_width_us=float(d.pulse_width_us.value),
         diameter_mm=float(d.probe_diameter_mm.value),
         threshold_v_per_cm=threshold_v_per_cm,
+        spacing_device_max_mm=s_device,
     )
 
 
@@ -239,12 +249,23 @@ def _pair_segments(n: int, spacing_mm: float, max_spacing_mm: float) -> list[tup
 
 
 def _fit_layout(
-    pts: np.ndarray, n: int, s: float, rot: float, max_spacing_mm: float
+    pts: np.ndarray,
+    n: int,
+    s: float,
+    rot: float,
+    max_spacing_mm: float,
+    tumour_pts: np.ndarray | None = None,
+    tumour_weight: float = 1.0,
 ) -> tuple[float, Layout2D]:
     """Place an (n, s, rot) layout over the projected region points `pts` (2D, mm): centre on
     their bounding box in the layout frame, refined by a short pattern search. Returns the
     largest distance of a point from the nearest energised pair (segment between the two
-    probes; each pair's zone is a band around it) and the layout."""
+    probes; each pair's zone is a band around it) and the layout.
+
+    With `tumour_pts` and `tumour_weight` > 1 the tumour's own points count `tumour_weight`
+    times their distance: the tumour must lie deeper inside the pair bands than the margin
+    (a pair's field is weakest at the middle of a layout cell, which is where a small tumour
+    with a wide margin ends up when only the region's outline is fitted)."""
     from hepablate.placement.geometry import segments_distance
 
     pairs = _pair_segments(n, s, max_spacing_mm)
@@ -253,14 +274,30 @@ def _fit_layout(
     c, sn = np.cos(rot), np.sin(rot)
     rmat = np.array([[c, -sn], [sn, c]])
     local = pts @ rmat
+    tum_local = None
+    if tumour_pts is not None and len(tumour_pts) and tumour_weight > 1.0 + 1e-9:
+        tum_local = np.asarray(tumour_pts, float) @ rmat
     ctr = 0.5 * (local.min(axis=0) + local.max(axis=0))
     base = Layout2D(n, s, 0.0, (0.0, 0.0)).points()
 
     def cost(centre_local: np.ndarray) -> float:
         q = base + centre_local
-        return float(segments_distance(local, [(q[i], q[j]) for i, j in pairs]).max())
+        segs = [(q[i], q[j]) for i, j in pairs]
+        val = float(segments_distance(local, segs).max())
+        if tum_local is not None:
+            val = max(val, tumour_weight * float(segments_distance(tum_local, segs).max()))
+        return val
 
     best = cost(ctr)
+    if tum_local is not None:
+        # The weighted cost is flat while the middle of a cell covers the tumour: also start
+        # from the placements that put the middle of each energised pair on the tumour.
+        tc = tum_local.mean(axis=0)
+        for i, j in pairs:
+            cand = tc - 0.5 * (base[i] + base[j])
+            val = cost(cand)
+            if val < best - 1e-6:
+                best, ctr = val, cand
     step = 1.0
     while step >= 0.5:
         improved = False
@@ -287,6 +324,121 @@ def _layout_area(lay: Layout2D, reach: float) -> float:
     area = 0.5 * abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))))
     perim = float(np.linalg.norm(h - np.roll(h, -1, axis=0), axis=1).sum())
     return area + perim * reach + math.pi * reach**2
+
+
+#: Uncovered target within this distance (mm, voxel centre to structure voxel centre) of a
+#: vessel, duct or other no-go structure is reported as lying next to it.
+NEAR_STRUCTURE_MM = 5.0
+
+
+@dataclass
+class ShortfallGroup:
+    """Uncovered target voxels grouped by the nearest no-go structure (or none nearby)."""
+
+    structure: str | None
+    """Structure key (e.g. 'portal_vein'); None: farther than NEAR_STRUCTURE_MM from any."""
+    volume_ml: float
+    tumour_ml: float
+    max_distance_mm: float
+    field_min_v_per_cm: float
+    field_max_v_per_cm: float
+
+
+def shortfall_groups(
+    region: np.ndarray,
+    zone: np.ndarray,
+    field_max_v_per_cm: np.ndarray,
+    structures: dict[str, np.ndarray],
+    target_key: str,
+    spacing_mm: tuple[float, float, float],
+    near_mm: float = NEAR_STRUCTURE_MM,
+) -> list[ShortfallGroup]:
+    """Where the target is left below threshold: per nearby no-go structure (vessels, ducts,
+    gallbladder, ...: `anatomy.vocabulary.NO_GO`), then the rest; largest first."""
+    from scipy import ndimage
+
+    from hepablate.anatomy.vocabulary import NO_GO, base_name
+
+    unc = np.asarray(region, bool) & ~np.asarray(zone, bool)
+    if not unc.any():
+        return []
+    vox_ml = float(np.prod(spacing_mm)) / 1000.0
+    labels = np.zeros(unc.shape, dtype=np.int16)
+    names: list[str] = []
+    for key, m in structures.items():
+        if key == target_key or base_name(key) not in NO_GO or not np.any(m):
+            continue
+        names.append(key)
+        labels[np.asarray(m, bool) & (labels == 0)] = len(names)
+    dist = np.full(unc.shape, np.inf)
+    nearest = np.zeros(unc.shape, dtype=np.int16)
+    if names:
+        d, idx = ndimage.distance_transform_edt(
+            labels == 0, sampling=tuple(reversed(spacing_mm)), return_indices=True
+        )
+        dist, nearest = d, labels[tuple(idx)]
+    tumour = np.asarray(structures[target_key], bool)
+    fmax = np.asarray(field_max_v_per_cm, float)
+    out = []
+    near = unc & (dist <= near_mm + 1e-6)
+    for k, name in enumerate(names, start=1):
+        sel = near & (nearest == k)
+        if sel.any():
+            out.append(
+                ShortfallGroup(
+                    name,
+                    float(sel.sum()) * vox_ml,
+                    float((sel & tumour).sum()) * vox_ml,
+                    float(dist[sel].max()),
+                    float(fmax[sel].min()),
+                    float(fmax[sel].max()),
+                )
+            )
+    rest = unc & ~near
+    out.sort(key=lambda g: -g.volume_ml)
+    if rest.any():
+        out.append(
+            ShortfallGroup(
+                None,
+                float(rest.sum()) * vox_ml,
+                float((rest & tumour).sum()) * vox_ml,
+                float(dist[rest].min()) if np.isfinite(dist[rest]).any() else float("inf"),
+                float(fmax[rest].min()),
+                float(fmax[rest].max()),
+            )
+        )
+    return out
+
+
+def describe_shortfall(
+    groups: list[ShortfallGroup], threshold_v_per_cm: float, safety_mm: float
+) -> str:
+    """One line saying where and why the target stays below threshold, e.g. 'below the
+    600 V/cm threshold: 0.31 ml within 2.8 mm of portal_vein (field 452-598 V/cm; blood
+    conducts better than liver and shunts the current past it; ...)'."""
+    from hepablate.anatomy.vocabulary import BILE_DUCTS, VESSELS, base_name
+
+    parts = []
+    for g in groups:
+        fld = f"field {g.field_min_v_per_cm:.0f}-{g.field_max_v_per_cm:.0f} V/cm"
+        tum = f", {g.tumour_ml:.2f} ml of it tumour" if g.tumour_ml > 0 else ""
+        if g.structure is None:
+            parts.append(f"{g.volume_ml:.2f} ml away from vessels and ducts ({fld}{tum})")
+            continue
+        b = base_name(g.structure)
+        if b in VESSELS:
+            why = "blood conducts better than liver and shunts the current past it"
+        elif b in BILE_DUCTS or b == "gallbladder":
+            why = "bile conducts better than liver and shunts the current past it"
+        else:
+            why = "next to a structure the probes must avoid"
+        parts.append(
+            f"{g.volume_ml:.2f} ml within {g.max_distance_mm:.1f} mm of {g.structure} "
+            f"({fld}{tum}; {why}; probe paths stay {safety_mm:g} mm from it)"
+        )
+    return (
+        f"below the {threshold_v_per_cm:.0f} V/cm threshold: " + "; ".join(parts) if parts else ""
+    )
 
 
 # ---- the planner ---------------------------------------------------------------------------
@@ -348,16 +500,138 @@ class IrePlanner:
         }
         self.warnings: list[PlanWarning] = []
         self.trace: list[dict] = []
+        # How much deeper inside the pair bands the tumour must lie than the margin (layout
+        # fit); doubled whenever a confirmed layout leaves tumour outside the zone.
+        self.tumour_weight = 1.0
+        # How far (fraction of the exposure) a probe whose deep end would come too close to a
+        # no-go structure may be placed shallower.
+        self.max_back_fraction = 0.5
 
     # -- geometry --------------------------------------------------------------------------
-    def _paths_ok(self, probes: list[Probe]) -> tuple[bool, str | None]:
+    def _paths_ok(
+        self, probes: list[Probe], pairs: list[tuple[int, int]] | None = None
+    ) -> tuple[bool, str | None]:
         for p in probes:
             chk = self.paths.check_path(
                 np.asarray(p.tip_lps_mm), np.asarray(p.direction_lps), self.entry
             )
             if not chk.ok:
                 return False, chk.blocking
+        if pairs is not None and not self._angled_ok(probes, pairs):
+            return False, "angled probe spacing"
+        if pairs is not None and not self._pair_spacing_ok(probes, pairs):
+            return False, "probe spacing"
         return True, None
+
+    def _pair_spacing_ok(self, probes: list[Probe], pairs: list[tuple[int, int]]) -> bool:
+        """Energised pairs stay within the device's spacing range (active centres), also when
+        probes next to a no-go structure were placed much shallower than their neighbours."""
+        from hepablate.placement.geometry import probe_spacing_mm
+
+        hi = self.lim.spacing_device_max_mm or self.lim.spacing_max_mm
+        return all(probe_spacing_mm(probes[i], probes[j]) <= hi + 1e-6 for i, j in pairs)
+
+    # -- angled probes (--allow-angled) ------------------------------------------------------
+    def _angled_ok(self, probes: list[Probe], pairs: list[tuple[int, int]]) -> bool:
+        """Every pair of needles of which one is angled keeps `min_needle_gap_mm` between
+        the paths (entry to tip), and every energised pair (`pairs`, indices into `probes`)
+        with an angled probe keeps its spacing along the exposure within the limits."""
+        from hepablate.placement.geometry import exposure_spacing_mm, segment_distance
+
+        dirs = [np.asarray(p.direction_lps, float) for p in probes]
+        angled = [any(float(np.linalg.norm(di - dj)) > 1e-6 for dj in dirs) for di in dirs]
+        if not any(angled):
+            return True
+        gap = float(self.defaults.min_needle_gap_mm.value)
+        for i, p in enumerate(probes):
+            for j in range(i):
+                q = probes[j]
+                if float(np.linalg.norm(dirs[i] - dirs[j])) <= 1e-6:
+                    continue
+                if p.entry_lps_mm is not None and q.entry_lps_mm is not None:
+                    g = segment_distance(p.entry_lps_mm, p.tip_lps_mm, q.entry_lps_mm, q.tip_lps_mm)
+                    if g < gap:
+                        return False
+        for i, j in pairs:
+            if float(np.linalg.norm(dirs[i] - dirs[j])) <= 1e-6:
+                continue
+            lo, hi = exposure_spacing_mm(probes[i], probes[j])
+            if lo < self.lim.spacing_min_mm - 1e-6 or hi > self.lim.spacing_max_mm * 1.01:
+                return False
+        return True
+
+    def _angled_candidates(
+        self, centre: np.ndarray, d: np.ndarray, offset: np.ndarray
+    ) -> list[np.ndarray]:
+        """Directions to try for a probe whose parallel path is blocked, the active centre
+        kept at `centre`: with an entry region first those that bring its entry into the
+        region in the layout's arrangement (converging probes sharing a window), then tilts
+        of up to `max_probe_angle_deg`, smallest first (`tilted_directions`)."""
+        from hepablate.placement.geometry import angle_deg, tilted_directions
+
+        max_deg = float(self.defaults.max_probe_angle_deg.value)
+        out: list[np.ndarray] = []
+        if self.entry is not None:
+            e = np.asarray(self.entry.centre_lps_mm, float)
+            o = offset - (offset @ d) * d
+            o = o / np.linalg.norm(o) if np.linalg.norm(o) > 1e-9 else o
+            for rho in (0.6, 0.35, 0.8, 0.0):
+                target = e + rho * self.entry.radius_mm * o
+                dd = unit_dir(centre - target)
+                if angle_deg(dd, d) <= max_deg + 1e-9:
+                    out.append(dd)
+        return out + tilted_directions(d, offset, max_deg)
+
+    def _place_angled(
+        self,
+        centre: np.ndarray,
+        d: np.ndarray,
+        offset: np.ndarray,
+        exposure: float,
+        placed: list[Probe],
+        partners: list[int],
+        prev: Probe | None,
+        tip_t: float,
+    ) -> tuple[np.ndarray, np.ndarray, Any] | None:
+        """An angled placement for a probe whose parallel path is blocked: its active centre
+        stays where the layout puts it, its direction deviates by at most
+        `max_probe_angle_deg`; the first direction (smallest deviation) whose path is clear
+        and that keeps the spacing rules with the probes already placed wins. A pull-back
+        cycle keeps the direction of the probe's previous cycle."""
+        tries: list[tuple[np.ndarray, np.ndarray]] = []
+        if prev is not None:
+            dp = np.asarray(prev.direction_lps, float)
+            if float(np.linalg.norm(dp - d)) > 1e-6:
+                # Pulled back along its own line to this cycle's depth.
+                ptip = np.asarray(prev.tip_lps_mm, float)
+                back = float((ptip @ d - tip_t) / max(float(dp @ d), 1e-6))
+                tries.append((ptip - back * dp, dp))
+        for dd in self._angled_candidates(centre, d, offset):
+            tries.append((centre + 0.5 * exposure * dd, dd))
+        for tip, dd in tries:
+            chk = self.paths.check_path(tip, dd, self.entry)
+            if not chk.ok:
+                continue
+            cand = self._probe(len(placed), 1, tip, dd, exposure, chk)
+            probes = [*placed, cand]
+            pairs = [(j, len(placed)) for j in partners]
+            if self._angled_ok(probes, pairs):
+                return tip, dd, chk
+        return None
+
+    def _probe(self, i: int, cycle: int, tip, d, exposure: float, chk) -> Probe:
+        return Probe(
+            id=f"P{i + 1}",
+            cycle=cycle,
+            tip_lps_mm=tuple(round(float(x), 2) for x in tip),
+            direction_lps=tuple(round(float(x), 6) for x in d),
+            exposure_mm=round(float(exposure), 1),
+            diameter_mm=self.lim.diameter_mm,
+            entry_lps_mm=None
+            if chk.entry_lps_mm is None
+            else tuple(round(float(x), 2) for x in chk.entry_lps_mm),
+            depth_mm=None if chk.entry_lps_mm is None else round(chk.depth_mm, 1),
+        )
 
     def _make_probes(
         self,
@@ -368,43 +642,66 @@ class IrePlanner:
         exposure: float,
         u: np.ndarray,
         v: np.ndarray,
+        prev: list[Probe] | None = None,
     ) -> list[Probe]:
-        out = []
-        for i, (a, b) in enumerate(lay.points()):
-            tip = a * u + b * v + tip_t * d
+        pts = lay.points()
+        pairs = neighbour_pairs(pts, self.lim.spacing_max_mm)
+        centre2 = pts.mean(axis=0)
+        out: list[Probe] = []
+        for i, (a, b) in enumerate(pts):
+            tip0 = a * u + b * v + tip_t * d
+            tip = tip0
             chk = self.paths.check_path(tip, d, self.entry)
             # A probe whose deep end comes too close to a no-go structure is placed shallower
-            # (as done in practice next to a vessel), by up to half its exposure.
+            # (as done in practice next to a vessel), by up to half its exposure (more once
+            # the search finds the shortfall next to such a structure).
             back = 0.0
-            while not chk.ok and chk.entry_lps_mm is not None and back < exposure / 2:
+            while (
+                not chk.ok
+                and chk.entry_lps_mm is not None
+                and back < exposure * self.max_back_fraction
+            ):
                 back += 1.0
                 chk = self.paths.check_path(tip - back * d, d, self.entry)
             if chk.ok:
                 tip = tip - back * d
-            out.append(
-                Probe(
-                    id=f"P{i + 1}",
-                    cycle=cycle,
-                    tip_lps_mm=tuple(round(float(x), 2) for x in tip),
-                    direction_lps=tuple(round(float(x), 6) for x in d),
-                    exposure_mm=round(float(exposure), 1),
-                    diameter_mm=self.lim.diameter_mm,
-                    entry_lps_mm=None
-                    if chk.entry_lps_mm is None
-                    else tuple(round(float(x), 2) for x in chk.entry_lps_mm),
-                    depth_mm=None if chk.entry_lps_mm is None else round(chk.depth_mm, 1),
-                )
-            )
+            dirn = d
+            if self.opts.allow_angled:
+                partners = [j for j, k in pairs if k == i] + [k for j, k in pairs if j == i]
+                partners = [j for j in partners if j < i]
+                probe = self._probe(i, cycle, tip, d, exposure, chk)
+                if not chk.ok or not self._angled_ok([*out, probe], [(j, i) for j in partners]):
+                    off = (a - centre2[0]) * u + (b - centre2[1]) * v
+                    got = self._place_angled(
+                        tip0 - 0.5 * exposure * d,
+                        d,
+                        off,
+                        exposure,
+                        out,
+                        partners,
+                        None if prev is None or i >= len(prev) else prev[i],
+                        tip_t,
+                    )
+                    if got is not None:
+                        tip, dirn, chk = got
+            out.append(self._probe(i, cycle, tip, dirn, exposure, chk))
         return out
 
     def _axial_cycles(self, t: np.ndarray, axial_reach: float) -> list[tuple[float, float]]:
-        """(tip_t, exposure) per pull-back cycle covering [t.min(), t.max()]."""
+        """(tip_t, exposure) per pull-back cycle covering [t.min(), t.max()]; a pull-back moves
+        the needles back by the exposure minus the overlap."""
+        # Consecutive cycles overlap (planning.yaml `pullback_overlap_mm`): the zone tapers at
+        # the needle ends, and abutting cycles leave a waist below threshold at the junction.
+        ov = min(
+            float(self.defaults.pullback_overlap_mm.value),
+            0.5 * self.lim.exposure_practice_max_mm,
+        )
         tmin, tmax = float(t.min()), float(t.max())
         length = max(tmax - tmin - 2 * axial_reach, self.lim.exposure_min_mm)
-        m = max(1, math.ceil(length / self.lim.exposure_practice_max_mm - 1e-9))
-        exp = max(length / m, self.lim.exposure_min_mm)
+        m = max(1, math.ceil((length - ov) / (self.lim.exposure_practice_max_mm - ov) - 1e-9))
+        exp = max((length + (m - 1) * ov) / m, self.lim.exposure_min_mm)
         tip0 = tmax - axial_reach
-        return [(tip0 - k * exp, exp) for k in range(m)]
+        return [(tip0 - k * (exp - ov), exp) for k in range(m)]
 
     def candidate_layouts(
         self, reach_factor: float, axial_reach: float, exclude: set[tuple]
@@ -417,6 +714,9 @@ class IrePlanner:
         )[:8]
         out: list[tuple[float, list[CycleLayout], tuple]] = []
         mask_idx = np.argwhere(self.search_region)
+        is_tum = self.structures[self.case.target_key][
+            mask_idx[:, 0], mask_idx[:, 1], mask_idx[:, 2]
+        ].astype(bool)
         for di, d in enumerate(dirs):
             u, v = perpendicular_basis(d)
             uv = np.stack([pts @ u, pts @ v], axis=1)
@@ -435,6 +735,7 @@ class IrePlanner:
                 options = [
                     self._best_layout(
                         uv[sel],
+                        uv[sel & is_tum],
                         reach_factor,
                         d,
                         u,
@@ -454,17 +755,24 @@ class IrePlanner:
                 for var in variants:
                     chosen = [options[0][var]] if n_split == 1 else [o[0] for o in options]
                     cycles: list[CycleLayout] = []
+                    bad_cycle = False
                     for sel, (_, lay, axial) in zip(sels, chosen, strict=True):
                         part = np.zeros(self.region.shape, dtype=bool)
                         mi = mask_idx[sel]
                         part[mi[:, 0], mi[:, 1], mi[:, 2]] = True
+                        prev = None
                         for tip_t, exp in axial:
                             cyc = len(cycles) + 1
-                            probes = self._make_probes(cyc, d, lay, tip_t, exp, u, v)
+                            probes = self._make_probes(cyc, d, lay, tip_t, exp, u, v, prev)
+                            prev = probes
                             pairs = neighbour_pairs(lay.points(), self.lim.spacing_max_mm)
+                            if (
+                                self.opts.allow_angled and not self._paths_ok(probes, pairs)[0]
+                            ) or not self._pair_spacing_ok(probes, pairs):
+                                bad_cycle = True
                             sub = part & self._axial_mask(d, tip_t, exp, axial_reach, axial)
                             cycles.append(CycleLayout(cyc, d, lay, tip_t, exp, probes, pairs, sub))
-                    if len(cycles) > self.opts.max_cycles:
+                    if len(cycles) > self.opts.max_cycles or bad_cycle:
                         continue
                     score = sum(c[0] for c in chosen)
                     key = (
@@ -474,6 +782,7 @@ class IrePlanner:
                             (c[1].n, round(float(c[1].spacing_mm), 1), round(c[1].rotation_rad, 2))
                             for c in chosen
                         ),
+                        round(self.tumour_weight, 2),
                     )
                     if key not in exclude:
                         out.append((score * (1 + 0.05 * di), cycles, key))
@@ -501,10 +810,16 @@ class IrePlanner:
         mask[idx[sel, 0], idx[sel, 1], idx[sel, 2]] = True
         return mask
 
-    def _best_layout(self, uv, reach_factor, d, u, v, t, axial_reach, exclude, tag):
+    def _best_layout(self, uv, tuv, reach_factor, d, u, v, t, axial_reach, exclude, tag):
         # Thin the projected points to a 2 mm 2D grid (keeps the fit cheap).
         cell = np.unique(np.round(uv / 2.0).astype(int), axis=0)
         pts2 = cell * 2.0
+        tpts2 = np.unique(np.round(tuv / 2.0).astype(int), axis=0) * 2.0 if len(tuv) else None
+        tw = self.tumour_weight
+
+        def fit(n: int, s: float, rot: float) -> tuple[float, Layout2D]:
+            return _fit_layout(pts2, n, s, rot, smax, tpts2, tw)
+
         axial = self._axial_cycles(t, axial_reach)
         cov = np.cov((uv - uv.mean(axis=0)).T)
         w, vecs = np.linalg.eigh(cov)
@@ -526,26 +841,26 @@ class IrePlanner:
             for rot in rot0 + np.linspace(0, period, 6, endpoint=False):
                 # Smallest spacing that fits (the fit improves with spacing): bisection.
                 lo, hi = 0, len(spacings) - 1
-                fit_hi, lay_hi = _fit_layout(pts2, n, spacings[hi], rot, smax)
+                fit_hi, lay_hi = fit(n, spacings[hi], rot)
                 if fit_hi > reach_factor * spacings[hi]:
                     continue
                 found = (spacings[hi], lay_hi)
                 while lo < hi:
                     mid = (lo + hi) // 2
-                    f, lay = _fit_layout(pts2, n, spacings[mid], rot, smax)
+                    f, lay = fit(n, spacings[mid], rot)
                     if f <= reach_factor * spacings[mid]:
                         hi, found = mid, (spacings[mid], lay)
                     else:
                         lo = mid + 1
                 s, lay = found
-                key = (n, round(float(s), 1), round(lay.rotation_rad, 2), tag)
+                key = (n, round(float(s), 1), round(lay.rotation_rad, 2), tag, round(tw, 2))
                 if key in exclude:
                     continue
                 area = _layout_area(lay, reach_factor * s)
                 if best is not None and area >= best[0] - 1e-6:
                     continue
                 probes = self._make_probes(1, d, lay, axial[0][0], axial[0][1], u, v)
-                ok, _ = self._paths_ok(probes)
+                ok, _ = self._paths_ok(probes, neighbour_pairs(lay.points(), smax))
                 if ok:
                     best = (area, lay, axial)
             if best is not None:
@@ -563,44 +878,54 @@ class IrePlanner:
         self, cycles: list[CycleLayout], coverage_goal: float
     ) -> tuple[list[IrePair], float]:
         """Pairs with voltages from the constant model: per cycle, the common scale of the
-        spacing-rule voltages that brings the cycle's region part to `coverage_goal`.
+        spacing-rule voltages that brings the cycle's region part to `coverage_goal`, at most
+        the scale that brings the first pair to the generator limit. The pairs' constant-model
+        fields on the target region are kept for the repair (`_bordering_pairs`).
         Returns the pairs and the largest scale needed (inf if the limits cannot reach it)."""
+        from hepablate.placement.geometry import probe_spacing_mm
+
         pairs: list[IrePair] = []
         worst = 0.0
         thr = self.lim.threshold_v_per_cm
+        self._pair_fields: dict[tuple[int, str, str], tuple[float, np.ndarray]] = {}
         for cyc in cycles:
             basis = self.engine.unit_basis(cyc.probes)
             self.stats["engine_layouts_evaluated"] += 1
             rule = []
-            emax = np.zeros(self.region.shape, dtype=np.float32)
+            part = cyc.part if cyc.part.any() else self.region
+            tum = part & self.structures[self.case.target_key]
+            sel = part | tum
+            fields = []  # per pair: |E| at the rule voltage on the part's voxels
             for i, j in cyc.pairs:
                 a, b = cyc.probes[i], cyc.probes[j]
                 v0 = self._rule_voltage(a, b)
                 e = self.engine.pair_field_constant(basis, a.id, b.id, v0)
                 rule.append((a, b, v0))
-                emax = np.maximum(emax, e)
-            part = cyc.part if cyc.part.any() else self.region
-            need = thr / np.maximum(emax[part], 1e-6)
+                fields.append(np.asarray(e)[sel])
+                self._pair_fields[(cyc.cycle, a.id, b.id)] = (
+                    v0,
+                    np.asarray(e, np.float32)[self.region],
+                )
+            f = np.stack(fields) if fields else np.zeros((0, int(sel.sum())), np.float32)
+            in_part, in_tum = part[sel], tum[sel]
+            emax = f.max(axis=0) if len(f) else np.zeros(int(sel.sum()), np.float32)
+            need = thr / np.maximum(emax[in_part], 1e-6)
             alpha = float(np.quantile(need, coverage_goal)) if need.size else 1.0
-            tum = part & self.structures[self.case.target_key]
-            if tum.any():
+            if in_tum.any():
                 # The tumour itself must be covered entirely, not just 99 % of the region.
-                alpha = max(alpha, float((thr / np.maximum(emax[tum], 1e-6)).max()))
+                alpha = max(alpha, float((thr / np.maximum(emax[in_tum], 1e-6)).max()))
             alpha = max(alpha, 1.0)
-            cap = min(self.lim.max_voltage_v / v0 for _, _, v0 in rule)
-            if alpha > cap:
-                worst = max(worst, np.inf)
-                alpha = cap
-            worst = max(worst, alpha)
-            for a, b, v0 in rule:
-                from hepablate.placement.geometry import probe_spacing_mm
-
+            caps = np.array([self.lim.max_voltage_v / v0 for _, _, v0 in rule])
+            common = min(alpha, float(caps.min())) if len(caps) else alpha
+            scales = np.full(len(caps), common)
+            worst = max(worst, alpha if common >= alpha - 1e-9 else np.inf)
+            for (a, b, v0), sc in zip(rule, scales, strict=True):
                 pairs.append(
                     IrePair(
                         cycle=cyc.cycle,
                         anode=a.id,
                         cathode=b.id,
-                        voltage_v=round(min(alpha * v0, self.lim.max_voltage_v), 0),
+                        voltage_v=round(min(float(sc) * v0, self.lim.max_voltage_v), 0),
                         pulses=self.lim.pulses,
                         pulse_width_us=self.lim.pulse_width_us,
                         spacing_mm=round(probe_spacing_mm(a, b), 1),
@@ -656,6 +981,16 @@ class IrePlanner:
             conf.metrics.target_coverage >= required and conf.metrics.tumour_coverage >= 1.0 - 1e-9
         )
 
+    def _shortfall(self, conf: ConfirmedPlan) -> list[ShortfallGroup]:
+        return shortfall_groups(
+            conf.region,
+            conf.zone,
+            conf.field_max_v_per_cm,
+            self.structures,
+            self.case.target_key,
+            self.grid.spacing_mm,
+        )
+
     def _over_limit(self, pairs: list[IrePair]) -> list[int]:
         return [
             i
@@ -663,13 +998,55 @@ class IrePlanner:
             if p.predicted_current_a is not None and p.predicted_current_a > self.lim.max_current_a
         ]
 
+    def _bordering_pairs(self, conf: ConfirmedPlan, caps: list[float]) -> set[int] | None:
+        """Indices of the pairs that border the confirmed plan's shortfall: for each target
+        voxel left below threshold, the pair with headroom (`caps`: its highest allowed
+        voltage) whose constant-model field there at the raised voltage is strongest, if
+        that beats the voxel's present constant-model field. None if the fields of these
+        pairs are not known (then every pair counts)."""
+        fields = getattr(self, "_pair_fields", {})
+        keys = [(p.cycle, p.anode, p.cathode) for p in conf.pairs]
+        if not keys or any(k not in fields for k in keys):
+            return None
+        unc = (self.region & ~conf.zone)[self.region]
+        if not unc.any():
+            return set()
+        now = np.stack(
+            [
+                fields[k][1][unc] * (p.voltage_v / fields[k][0])
+                for k, p in zip(keys, conf.pairs, strict=True)
+            ]
+        )
+        up = np.stack(
+            [fields[k][1][unc] * (c / fields[k][0]) for k, c in zip(keys, caps, strict=True)]
+        )
+        head = np.array([c > p.voltage_v + 0.5 for c, p in zip(caps, conf.pairs, strict=True)])
+        if not head.any():
+            return set()
+        potential = np.where(head[:, None], up, -1.0)
+        best = np.argmax(potential, axis=0)
+        gain = potential[best, np.arange(unc.sum())] > now.max(axis=0)
+        return {int(i) for i in np.unique(best[gain])}
+
     def _repair(self, conf: ConfirmedPlan, required: float) -> ConfirmedPlan:
-        """Turn down pairs over the current limit; raise all voltages if coverage is short."""
+        """Turn down pairs over the current limit; if coverage is short, raise the voltage of
+        the pairs that border the shortfall (12 % a step, within the voltage and current
+        limits): raising every pair would add current and heating where nothing is short."""
         for _ in range(3):
             over = self._over_limit(conf.pairs)
             short = not self._covered(conf, required)
             if not over and not short:
                 return conf
+            caps = []
+            for p in conf.pairs:
+                cap_i = self.lim.max_voltage_v
+                if p.predicted_current_a:
+                    cap_i = min(
+                        cap_i,
+                        p.voltage_v * 0.9 * self.lim.max_current_a / float(p.predicted_current_a),
+                    )
+                caps.append(min(p.voltage_v * 1.12, cap_i))
+            border = self._bordering_pairs(conf, caps) if short and not over else None
             pairs = []
             changed = False
             for i, p in enumerate(conf.pairs):
@@ -677,19 +1054,16 @@ class IrePlanner:
                 if i in over:
                     # Current grows faster than linearly with voltage (conductivity rises).
                     v = v * 0.92 * self.lim.max_current_a / float(p.predicted_current_a or 1.0)
-                elif short and not over:
-                    cap_i = self.lim.max_voltage_v
-                    if p.predicted_current_a:
-                        cap_i = min(
-                            cap_i, v * 0.9 * self.lim.max_current_a / float(p.predicted_current_a)
-                        )
-                    v = min(v * 1.12, cap_i)
+                elif short and not over and (border is None or i in border):
+                    v = max(v, caps[i])
                 v = float(round(v, 0))
                 changed |= abs(v - p.voltage_v) >= 1.0
                 pairs.append(p.model_copy(update={"voltage_v": v, "predicted_current_a": None}))
             if not changed:
                 return conf
             self.stats["repairs"] += 1
+            if border is not None:
+                self.stats["pair_boosts"] = self.stats.get("pair_boosts", 0) + len(border)
             conf = self.confirm(conf.probes, pairs)
         return conf
 
@@ -713,6 +1087,11 @@ class IrePlanner:
         pending: list = []
         while attempts < max_attempts:
             cands = self.candidate_layouts(reach_factor, axial_reach, exclude)
+            if not cands and self.tumour_weight > 1.0:
+                # No layout puts pairs through a tumour this large: plain fit at this reach.
+                weight, self.tumour_weight = self.tumour_weight, 1.0
+                cands = self.candidate_layouts(reach_factor, axial_reach, exclude)
+                self.tumour_weight = weight
             if not cands:
                 # Nothing fits the tighter reach estimate: fall back on the next-best layouts
                 # of the previous round.
@@ -735,13 +1114,20 @@ class IrePlanner:
             trace = {
                 "layouts": [(c.layout.n, float(c.layout.spacing_mm)) for c in cycles],
                 "reach_factor": round(reach_factor, 3),
+                "tumour_weight": self.tumour_weight,
                 "alpha": round(alpha, 3),
                 "fast_coverage_ok": bool(ok),
                 "coverage": round(conf.metrics.target_coverage, 4),
                 "tumour_coverage": round(conf.metrics.tumour_coverage, 4),
             }
             if not ok:
-                conf = self._repair(conf, required)
+                fixed = self._repair(conf, required)
+                # Keep raised voltages only where they pay: a repair that does not improve
+                # the plan would only add current and heating.
+                if self._over_limit(conf.pairs) or self._rank(fixed, required) > self._rank(
+                    conf, required
+                ):
+                    conf = fixed
                 trace["repaired_coverage"] = round(conf.metrics.target_coverage, 4)
                 trace["repaired_tumour_coverage"] = round(conf.metrics.tumour_coverage, 4)
             self.trace.append(trace)
@@ -751,8 +1137,35 @@ class IrePlanner:
                 break
             reach_factor *= 0.8
             axial_reach = max(axial_reach - 2.0, -4.0)
+            if conf.metrics.tumour_coverage < 1.0 - 1e-9:
+                # The tumour sat in a weak spot of the layout (typically the middle of a cell):
+                # ask the next layouts to put energised pairs through it.
+                self.tumour_weight = min(2.0 * self.tumour_weight, 4.0)
+            near = sum(g.volume_ml for g in self._shortfall(conf) if g.structure is not None)
+            if (
+                conf.metrics.tumour_coverage < 1.0 - 1e-9
+                or near >= 0.5 * conf.metrics.uncovered_target_ml
+            ):
+                # Shortfall in the tumour or next to a no-go structure: let probes whose deep
+                # end would come too close to it stay in the layout, placed as much shallower
+                # as needed (e.g. a central probe in a tumour that abuts a vessel beyond the
+                # tips), instead of dropping such layouts.
+                self.max_back_fraction = 0.9
         self.progress.finish()
         self.stats["search_attempts"] = attempts
+        if self.opts.allow_angled and best is not None:
+            n_ang, worst = 0, 0.0
+            for c in sorted({p.cycle for p in best.probes}):
+                ds = [unit_dir(p.direction_lps) for p in best.probes if p.cycle == c]
+                mean = unit_dir(np.sum(ds, axis=0))
+                ang = [float(np.degrees(np.arccos(np.clip(x @ mean, -1, 1)))) for x in ds]
+                spread = max(
+                    float(np.degrees(np.arccos(np.clip(x @ y, -1, 1)))) for x in ds for y in ds
+                )
+                n_ang += sum(a > 0.05 for a in ang) if spread > 0.05 else 0
+                worst = max(worst, spread)
+            self.stats["angled_probes"] = n_ang
+            self.stats["max_angle_between_probes_deg"] = round(worst, 1)
         if best is None:
             reason = self._no_layout_reason()
             return IrePlanOutcome(
@@ -777,6 +1190,8 @@ class IrePlanner:
             status = "infeasible"
             parts = []
             if not self._covered(best, required):
+                groups = self._shortfall(best)
+                where = describe_shortfall(groups, self.lim.threshold_v_per_cm, self.safety_mm)
                 parts.append(
                     f"best plan covers {100 * best.metrics.target_coverage:.1f} % of tumour plus "
                     f"margin and {100 * best.metrics.tumour_coverage:.1f} % of the tumour "
@@ -784,8 +1199,19 @@ class IrePlanner:
                     f"{100 * required:.0f} % required) within the device limits "
                     f"({self.lim.probes_max} probes, {self.lim.spacing_max_mm:g} mm spacing, "
                     f"{self.lim.max_voltage_v:g} V, {self.lim.max_current_a:g} A, "
-                    f"{self.opts.max_cycles} cycles)"
+                    f"{self.opts.max_cycles} cycles)" + (f"; {where}" if where else "")
                 )
+                for g in groups:
+                    if g.structure is not None:
+                        warnings.append(
+                            PlanWarning(
+                                level="warning",
+                                code="shortfall_near_structure",
+                                message=describe_shortfall(
+                                    [g], self.lim.threshold_v_per_cm, self.safety_mm
+                                ),
+                            )
+                        )
             if over:
                 parts.append(
                     f"{len(over)} pair(s) exceed the {self.lim.max_current_a:g} A current limit"

@@ -1,4 +1,4 @@
-"""Needle geometry and parallel-probe layouts (LPS, mm).
+"""Needle geometry, probe layouts and angled-probe helpers (LPS, mm).
 
 A layout is a set of points in the plane perpendicular to the insertion direction; each point
 becomes a probe whose active part ends at the tip depth. Templates follow IRE practice
@@ -162,3 +162,77 @@ def segments_distance(
     t = np.clip((rel * ab[None]).sum(-1) / np.maximum((ab * ab).sum(-1), 1e-12)[None], 0, 1)
     diff = rel - t[..., None] * ab[None]
     return np.sqrt((diff * diff).sum(-1)).min(axis=1)
+
+
+# ---- angled (non-parallel) probes ----------------------------------------------------------
+
+
+def segment_distance(p0, p1, q0, q1) -> float:
+    """Smallest distance (mm) between the segments p0-p1 and q0-q1 (any orientation)."""
+    p0, p1, q0, q1 = (np.asarray(x, float) for x in (p0, p1, q0, q1))
+    u, v, w = p1 - p0, q1 - q0, p0 - q0
+    a, b, c, d, e = u @ u, u @ v, v @ v, u @ w, v @ w
+    cands = []
+    den = a * c - b * b
+    if a > 1e-12 and c > 1e-12 and den > 1e-9 * a * c:
+        s = float(np.clip((b * e - c * d) / den, 0.0, 1.0))
+        t = float(np.clip((b * s + e) / c, 0.0, 1.0))
+        s = float(np.clip((b * t - d) / a, 0.0, 1.0))
+        cands.append(float(np.linalg.norm(p0 + s * u - (q0 + t * v))))
+    # End points against the other segment.
+    for x, y0, y1 in ((p0, q0, q1), (p1, q0, q1), (q0, p0, p1), (q1, p0, p1)):
+        yy = y1 - y0
+        n2 = float(yy @ yy)
+        t = 0.0 if n2 < 1e-12 else float(np.clip((x - y0) @ yy / n2, 0.0, 1.0))
+        cands.append(float(np.linalg.norm(x - (y0 + t * yy))))
+    return min(cands)
+
+
+def exposure_spacing_mm(a: Probe, b: Probe) -> tuple[float, float]:
+    """(smallest, largest) spacing of two probes along their exposures (mm): the smallest
+    distance between the two active segments, and the largest distance between
+    corresponding points of them (same fraction of the exposure from the tip; for straight
+    segments the largest is at one of the two ends). Parallel probes side by side: both equal
+    the spacing."""
+    a0, a1 = active_segment(a)
+    b0, b1 = active_segment(b)
+    lo = segment_distance(a0, a1, b0, b1)
+    hi = max(float(np.linalg.norm(a0 - b0)), float(np.linalg.norm(a1 - b1)))
+    return lo, hi
+
+
+def tilted_directions(
+    d: np.ndarray,
+    radial: np.ndarray | None,
+    max_angle_deg: float,
+    step_deg: float = 3.0,
+    n_azimuth: int = 12,
+) -> list[np.ndarray]:
+    """Unit directions within `max_angle_deg` of `d` (not `d` itself), smallest angle first;
+    at each angle the tilt along `radial` (a vector across `d`, e.g. from the layout centre
+    to the probe: tips diverging, entries converging) and against it come first."""
+    d = unit(d)
+    u, v = perpendicular_basis(d)
+    if radial is not None:
+        r = np.asarray(radial, float) - (np.asarray(radial, float) @ d) * d
+        if np.linalg.norm(r) > 1e-9:
+            u = unit(r)
+            v = np.cross(d, u)
+    n_steps = int(np.floor(max_angle_deg / step_deg + 1e-9))
+    angles = [step_deg * k for k in range(1, n_steps + 1)]
+    if not angles or angles[-1] < max_angle_deg - 1e-9:
+        angles.append(float(max_angle_deg))
+    others = np.linspace(0, 2 * np.pi, n_azimuth, endpoint=False)[1:]
+    az = [0.0, np.pi] + [a for a in others if abs(a - np.pi) > 1e-9]
+    out = []
+    for th in np.radians(angles):
+        for phi in az:
+            w = np.cos(phi) * u + np.sin(phi) * v
+            out.append(unit(np.cos(th) * d + np.sin(th) * w))
+    return out
+
+
+def angle_deg(a: np.ndarray, b: np.ndarray) -> float:
+    """Angle (degrees) between two directions."""
+    c = float(np.clip(unit(a) @ unit(b), -1.0, 1.0))
+    return float(np.degrees(np.arccos(c)))

@@ -135,7 +135,8 @@ def build_ire_figures(
     )
     if plan.probes:
         c1 = [p for p in plan.probes if p.cycle == 1]
-        d = unit(np.asarray(c1[0].direction_lps, float))
+        # Common (mean) direction: angled plans (--allow-angled) deviate by a few degrees.
+        d = unit(np.sum([unit(np.asarray(p.direction_lps, float)) for p in c1], axis=0))
         tips = np.array([p.tip_lps_mm for p in c1], float)
         mids = np.array([0.5 * (a + b) for a, b in (active_segment(p) for p in c1)])
         rel = mids - mids.mean(axis=0)
@@ -293,9 +294,9 @@ def build_ire_document(
                     ],
                     rows,
                     "Coordinates in the patient frame LPS (x to the patient's left, y posterior, "
-                    "z superior). Depth = skin entry to tip along the needle. Probes are parallel "
-                    "within a cycle; a later cycle is a pull-back or repositioning of the same "
-                    "needles.",
+                    "z superior). Depth = skin entry to tip along the needle. "
+                    + _parallel_note(plan.probes)
+                    + " A later cycle is a pull-back or repositioning of the same needles.",
                     col_widths=[0.6, 0.6, 2, 2, 0.8, 0.9, 1.8],
                 ),
             ],
@@ -532,3 +533,20 @@ def write_ire_outputs(
     )
     written += list(write_report(doc, out))
     return written
+
+
+def _parallel_note(probes) -> str:
+    """'Probes are parallel within a cycle.' or the largest angle between two probes."""
+    worst = 0.0
+    for c in sorted({p.cycle for p in probes}):
+        ds = [unit(np.asarray(p.direction_lps, float)) for p in probes if p.cycle == c]
+        for i in range(len(ds)):
+            for j in range(i):
+                cos = float(np.clip(ds[i] @ ds[j], -1.0, 1.0))
+                worst = max(worst, float(np.degrees(np.arccos(cos))))
+    if worst < 0.05:
+        return "Probes are parallel within a cycle."
+    return (
+        f"Angled probes (--allow-angled): directions within a cycle differ by up to "
+        f"{worst:.1f} deg; see the direction column."
+    )

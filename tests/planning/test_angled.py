@@ -1,0 +1,177 @@
+"""Angled (non-parallel) IRE probes, `--allow-angled`: fast, with the stand-in engine."""
+
+import numpy as np
+
+from hepablate.evaluate import load_planning_defaults
+from hepablate.optimize import IrePlanOptions, plan_ire
+from hepablate.optimize.ire import IrePlanner, limits_from
+from hepablate.phantoms import PhantomSpec, TubeSpec, TumourSpec, build_phantom
+from hepablate.placement.geometry import (
+    Layout2D,
+    angle_deg,
+    exposure_spacing_mm,
+    neighbour_pairs,
+    perpendicular_basis,
+    segment_distance,
+    tilted_directions,
+    unit,
+)
+from hepablate.placement.paths import EntryRegion, PathMap
+
+from .test_planner import _case, check_plan
+
+WINDOW = (-45.0, -75.0, 0.0)  # anterior skin above the tumour of `_case`
+
+
+def check_angled_plan(case, plan, entry=None):
+    """Every needle path clear of no-go structures (and entering through `entry`), every
+    probe within the angle limit of its cycle's common direction, needles apart, and every
+    energised pair's spacing along the exposure within the limits."""
+    d = load_planning_defaults()
+    pm = PathMap(case, float(d.path_safety_distance_mm.value))
+    max_deg = float(d.max_probe_angle_deg.value)
+    for p in plan.probes:
+        chk = pm.check_path(np.asarray(p.tip_lps_mm), np.asarray(p.direction_lps), entry)
+        assert chk.ok, (p, chk)
+        assert p.entry_lps_mm is not None
+    for c in sorted({p.cycle for p in plan.probes}):
+        ps = [p for p in plan.probes if p.cycle == c]
+        mean = unit(np.sum([unit(np.asarray(p.direction_lps)) for p in ps], axis=0))
+        for p in ps:
+            assert angle_deg(p.direction_lps, mean) <= max_deg + 1e-6
+        for i, p in enumerate(ps):
+            for q in ps[:i]:
+                g = segment_distance(p.entry_lps_mm, p.tip_lps_mm, q.entry_lps_mm, q.tip_lps_mm)
+                assert g >= float(d.min_needle_gap_mm.value) - 1e-6
+    by = {(p.cycle, p.id): p for p in plan.probes}
+    for pr in plan.pairs:
+        lo, hi = exposure_spacing_mm(by[(pr.cycle, pr.anode)], by[(pr.cycle, pr.cathode)])
+        assert lo >= 10.0 - 1e-6 and hi <= 20.0 * 1.01 + 1e-6, (pr, lo, hi)
+        assert pr.voltage_v <= 3000.0
+        assert pr.predicted_current_a is not None and pr.predicted_current_a <= 50.0
+
+
+def test_narrow_entry_window_needs_angled_probes(fake_problem_factory):
+    # A 6 mm skin window (e.g. between ribs): parallel probes spaced 10-20 mm cannot all enter
+    # through it; converging probes can.
+    case = _case(12.0)
+    entry = {"centre_lps_mm": WINDOW, "radius_mm": 6.0}
+    par = plan_ire(
+        case, IrePlanOptions(entry=entry, monte_carlo_samples=4), engine=fake_problem_factory(case)
+    )
+    assert par.plan.status == "infeasible"
+    assert "parallel" in par.plan.status_reason and "no layout" in par.plan.status_reason
+
+    res = plan_ire(
+        case,
+        IrePlanOptions(entry=entry, monte_carlo_samples=4, allow_angled=True),
+        engine=fake_problem_factory(case),
+    )
+    plan = res.plan
+    assert plan.status == "feasible", plan.status_reason
+    assert plan.metrics.target_coverage >= 0.99 and plan.metrics.tumour_coverage == 1.0
+    check_angled_plan(case, plan, EntryRegion(WINDOW, 6.0))
+    for p in plan.probes:
+        assert np.linalg.norm(np.asarray(p.entry_lps_mm) - WINDOW) <= 6.0 + 1e-6
+    dirs = np.array([p.direction_lps for p in plan.probes])
+    assert not np.allclose(dirs, dirs[0], atol=1e-5)  # really angled
+    assert plan.metrics.extra["angled_probes"] >= 2
+    assert 0 < plan.metrics.extra["max_angle_between_probes_deg"] <= 30.0
+
+
+def test_default_stays_parallel_and_unchanged(fake_problem_factory):
+    # Where parallel paths are clear, --allow-angled changes nothing.
+    case = _case(15.0)
+    a = plan_ire(case, IrePlanOptions(monte_carlo_samples=4), engine=fake_problem_factory(case))
+    b = plan_ire(
+        case,
+        IrePlanOptions(monte_carlo_samples=4, allow_angled=True),
+        engine=fake_problem_factory(case),
+    )
+    check_plan(case, a, None)  # asserts parallel probes
+    check_plan(case, b, None)
+    assert [p.model_dump() for p in a.plan.probes] == [p.model_dump() for p in b.plan.probes]
+    assert [p.voltage_v for p in a.plan.pairs] == [p.voltage_v for p in b.plan.pairs]
+    assert not IrePlanOptions().allow_angled
+
+
+def _blocked_case():
+    # A hepatic vein branch (r 2 mm) crossing anterior to the tumour, along z, straight above
+    # the tumour centre: an anterior needle through the tumour centre would hit it.
+    return build_phantom(
+        PhantomSpec(
+            spacing_mm=(2.0,) * 3,
+            fov_mm=(220.0, 170.0, 110.0),
+            tumours=[TumourSpec(id="T1", centre_lps_mm=(-45.0, 0.0, 0.0), diameter_mm=12.0)],
+            tubes=[
+                TubeSpec(
+                    name="hepatic_vein",
+                    radius_mm=2.0,
+                    direction=(0, 0, 1),
+                    side=(0, -1, 0),
+                    gap_mm=14.0,
+                )
+            ],
+            margin_mm=5.0,
+        )
+    )
+
+
+def test_blocked_probe_is_tilted_past_the_structure(fake_problem_factory):
+    case = _blocked_case()
+    d = np.array([0.0, 1.0, 0.0])  # anterior entry, advancing posterior
+    u, v = perpendicular_basis(d)
+    centre = np.array([-45.0, 0.0, 0.0])
+    # Two probes 12 mm apart, the first straight through the tumour centre.
+    c0 = centre + np.array([0.0, 0.0, 0.0])
+    lay = Layout2D(2, 12.0, 0.0, (float(c0 @ u) + 6.0, float(c0 @ v)))
+    pts = lay.points()
+    assert min(np.abs(pts[:, 0] - c0 @ u)) < 1e-6  # one probe on the vein's line
+    tip_t = float(centre @ d) + 10.0
+
+    def planner(allow):
+        from hepablate.devices.catalog import load_device_table
+
+        o = IrePlanOptions(monte_carlo_samples=0, allow_angled=allow)
+        lim = limits_from(load_device_table(), 600.0, o)
+        return IrePlanner(case, fake_problem_factory(case), lim, load_planning_defaults(), o)
+
+    par = planner(False)
+    assert not par._paths_ok(par._make_probes(1, d, lay, tip_t, 20.0, u, v))[0]
+    ang = planner(True)
+    probes = ang._make_probes(1, d, lay, tip_t, 20.0, u, v)
+    pairs = neighbour_pairs(pts, 20.0)
+    assert ang._paths_ok(probes, pairs)[0]
+    # The probe on the vein's line is tilted (its neighbour may follow to keep the spacing),
+    # by at most 15 deg, and keeps its active centre where the layout put it.
+    on_line = [k for k, q in enumerate(pts) if abs(q[0] - c0 @ u) < 1e-6][0]
+    t = probes[on_line]
+    assert 1e-3 < angle_deg(t.direction_lps, d) <= 15.0 + 1e-6
+    assert all(angle_deg(p.direction_lps, d) <= 15.0 + 1e-6 for p in probes)
+    mid = np.asarray(t.tip_lps_mm) - 0.5 * t.exposure_mm * np.asarray(t.direction_lps)
+    want = pts[on_line]
+    assert np.linalg.norm(mid - (want[0] * u + want[1] * v + (tip_t - 10.0) * d)) < 0.1
+    lo, hi = exposure_spacing_mm(probes[0], probes[1])
+    assert 10.0 - 1e-6 <= lo and hi <= 20.0 * 1.01
+
+
+def test_exposure_spacing_and_tilts():
+    from hepablate.plan.model import Probe
+
+    def probe(tip, d):
+        return Probe(id="P", tip_lps_mm=tip, direction_lps=d, exposure_mm=20.0)
+
+    a = probe((0.0, 0.0, 0.0), (0.0, 0.0, 1.0))
+    b = probe((15.0, 0.0, 0.0), (0.0, 0.0, 1.0))
+    assert np.allclose(exposure_spacing_mm(a, b), (15.0, 15.0))
+    # Tilted 10 deg, entries converging towards a: the tips stay 15 mm apart, the back ends
+    # of the exposures come closer.
+    th = np.radians(10.0)
+    c = probe((15.0, 0.0, 0.0), (np.sin(th), 0.0, np.cos(th)))
+    lo, hi = exposure_spacing_mm(a, c)
+    assert abs(hi - 15.0) < 1e-6 and abs(lo - (15.0 - 20.0 * np.sin(th))) < 0.05
+    dirs = tilted_directions(np.array([0.0, 0.0, 1.0]), np.array([1.0, 0.0, 0.0]), 15.0)
+    angles = [angle_deg(x, (0, 0, 1)) for x in dirs]
+    assert min(angles) > 0 and max(angles) <= 15.0 + 1e-9
+    assert angles == sorted(angles)
+    assert dirs[0][0] > 0 and dirs[1][0] < 0  # along the radial vector, then against it
