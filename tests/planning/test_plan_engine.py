@@ -1,7 +1,7 @@
 """The planner with the real engine (hepablate.physics.ire): the issue-4 acceptance suite.
 
-Slow: every case runs constant-model searches and nonlinear confirmations. Run with
-`pytest tests/planning -m slow`. A plan that claims coverage must reach target_coverage
+Slow: every case runs constant-model searches and nonlinear confirmations on the default
+1 mm planning grid (cases built at 1 mm). Run with `pytest tests/planning -m slow`. A plan that claims coverage must reach target_coverage
 >= 0.99 (and the whole tumour) on the final nonlinear solve, keep every needle path clear of
 no-go structures and every pair under the current limit; an infeasible plan must say why.
 """
@@ -26,8 +26,8 @@ SUITE = [
 @pytest.mark.slow
 @pytest.mark.parametrize("diam,margin,vgap,dgap", SUITE)
 def test_real_engine_suite(diam, margin, vgap, dgap):
-    case = _case(diam, margin, vgap, dgap, spacing=2.0)
-    res = plan_ire(case, IrePlanOptions(grid_spacing_mm=2.0, monte_carlo_samples=16))
+    case = _case(diam, margin, vgap, dgap, spacing=1.0)
+    res = plan_ire(case, IrePlanOptions(grid_spacing_mm=1.0, monte_carlo_samples=16))
     check_plan(case, res, None)
     if res.plan.status == "feasible":
         assert res.plan.metrics.tumour_coverage == 1.0
