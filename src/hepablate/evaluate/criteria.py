@@ -34,6 +34,7 @@ class PlanningDefaults(BaseModel):
     pullback_overlap_mm: Quantity
     max_probe_angle_deg: Quantity
     min_needle_gap_mm: Quantity
+    max_cycles: Quantity
 
     def parameters(self, prefix: str = "planning.") -> list[Parameter]:
         out = []

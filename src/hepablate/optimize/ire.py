@@ -78,7 +78,7 @@ class IrePlanOptions(BaseModel):
     monte_carlo_samples: int | None = Field(None, ge=0)
     robust: bool = False
     grid_spacing_mm: float = Field(1.0, gt=0)
-    max_cycles: int = Field(6, ge=1)
+    max_cycles: int | None = Field(None, ge=1)
     seed: int = 0
 
     @model_validator(mode="after")
@@ -168,6 +168,11 @@ class ConfirmedPlan:
     results: list[Any]
     temperature_max_c: np.ndarray | None
     thermal_omega: np.ndarray | None
+    thermal_hits: dict[str, float] = field(default_factory=dict)
+    """Predicted thermal damage (Arrhenius Omega >= the planning threshold) at vessels and bile
+    ducts: ml of each structure's lumen and one-voxel wall (the engine's rule), per structure."""
+    thermal_peak: float = 0.0
+    """The largest predicted Omega in those lumens and walls."""
 
 
 @dataclass
@@ -244,8 +249,38 @@ def limits_from(devices: DeviceTable, threshold_v_per_cm: float, opts: IrePlanOp
     )
 
 
-def _pair_segments(n: int, spacing_mm: float, max_spacing_mm: float) -> list[tuple[int, int]]:
-    return neighbour_pairs(Layout2D(n, spacing_mm, 0.0, (0.0, 0.0)).points(), max_spacing_mm)
+def energised_pairs(
+    points: np.ndarray, rule_max_mm: float, pair_max_mm: float | None = None
+) -> list[tuple[int, int]]:
+    """Probe pairs of a layout that are energised (index pairs, shortest first): every pair
+    at most `rule_max_mm` apart (the spacing rule's limit at the generator's voltage); with
+    `pair_max_mm` above it also the longer pairs up to `pair_max_mm` (the device's maximum
+    spacing) that cross an open cell, i.e. that pass no other probe closer than a quarter
+    of their length (the diagonals of a square cell, not the diagonal of a square through
+    its central probe)."""
+    if pair_max_mm is None or pair_max_mm <= rule_max_mm:
+        return neighbour_pairs(points, rule_max_mm)
+    from hepablate.placement.geometry import segments_distance
+
+    pts = np.asarray(points, float)
+    out = []
+    for i, j in neighbour_pairs(pts, pair_max_mm):
+        dij = float(np.linalg.norm(pts[i] - pts[j]))
+        if dij > rule_max_mm * 1.01:
+            others = [k for k in range(len(pts)) if k not in (i, j)]
+            if others and float(segments_distance(pts[others], [(pts[i], pts[j])]).min()) < (
+                0.25 * dij
+            ):
+                continue
+        out.append((i, j))
+    return out
+
+
+def _pair_segments(
+    n: int, spacing_mm: float, max_spacing_mm: float, pair_max_mm: float | None = None
+) -> list[tuple[int, int]]:
+    pts = Layout2D(n, spacing_mm, 0.0, (0.0, 0.0)).points()
+    return energised_pairs(pts, max_spacing_mm, pair_max_mm)
 
 
 def _fit_layout(
@@ -256,6 +291,7 @@ def _fit_layout(
     max_spacing_mm: float,
     tumour_pts: np.ndarray | None = None,
     tumour_weight: float = 1.0,
+    pair_max_mm: float | None = None,
 ) -> tuple[float, Layout2D]:
     """Place an (n, s, rot) layout over the projected region points `pts` (2D, mm): centre on
     their bounding box in the layout frame, refined by a short pattern search. Returns the
@@ -268,7 +304,7 @@ def _fit_layout(
     with a wide margin ends up when only the region's outline is fitted)."""
     from hepablate.placement.geometry import segments_distance
 
-    pairs = _pair_segments(n, s, max_spacing_mm)
+    pairs = _pair_segments(n, s, max_spacing_mm, pair_max_mm)
     if not pairs:
         return np.inf, Layout2D(n, s, rot, (0.0, 0.0))
     c, sn = np.cos(rot), np.sin(rot)
@@ -325,6 +361,14 @@ def _layout_area(lay: Layout2D, reach: float) -> float:
     perim = float(np.linalg.norm(h - np.roll(h, -1, axis=0), axis=1).sum())
     return area + perim * reach + math.pi * reach**2
 
+
+#: Most repositioning placements the region may be split into (along its principal axis in
+#: the plane across the needles); each may need pull-back cycles as well (`max_cycles` in all).
+MAX_SPLITS = 3
+
+#: Zone reach estimates (fraction of the spacing) tried, in turn, when no layout fits the
+#: search's estimate (0.45 at the start): large targets, where the engine then decides.
+RELAXED_REACH_FACTORS = (0.5, 0.55, 0.6, 0.7)
 
 #: Uncovered target within this distance (mm, voxel centre to structure voxel centre) of a
 #: vessel, duct or other no-go structure is reported as lying next to it.
@@ -471,6 +515,9 @@ class IrePlanner:
             if opts.safety_distance_mm is not None
             else float(defaults.path_safety_distance_mm.value)
         )
+        self.max_cycles = (
+            opts.max_cycles if opts.max_cycles is not None else int(defaults.max_cycles.value)
+        )
         self.paths = PathMap(case, self.safety_mm)
         self.entry = (
             EntryRegion(opts.entry.centre_lps_mm, opts.entry.radius_mm) if opts.entry else None
@@ -500,28 +547,58 @@ class IrePlanner:
         }
         self.warnings: list[PlanWarning] = []
         self.trace: list[dict] = []
+        self._cycle_cache: dict[tuple, Any] = {}
+        self.blocked: dict[str, int] = {}
+        self._path_cache: dict[tuple, Any] = {}
+        # Whether a single placement fits the target by the zone-reach estimate (paths
+        # aside): if not, the target is large (see `run`).
+        self.single_placement_fits = False
+        self._walls: dict[str, np.ndarray] | None = None
+        # Voltage raises refused because they predicted (more) thermal damage at a vessel or
+        # duct, and the plans they gave that met the coverage requirement nonetheless.
+        self.thermal_refusals: list[dict] = []
+        self.thermal_fallbacks: list[ConfirmedPlan] = []
         # How much deeper inside the pair bands the tumour must lie than the margin (layout
         # fit); doubled whenever a confirmed layout leaves tumour outside the zone.
         self.tumour_weight = 1.0
         # How far (fraction of the exposure) a probe whose deep end would come too close to a
         # no-go structure may be placed shallower.
         self.max_back_fraction = 0.5
+        # Probe pairs at most this far apart are energised: the spacing rule's limit (20 mm
+        # with the 3000 V generator); for targets no layout fits otherwise, the device's
+        # (25 mm: the diagonals of a layout's cells, at 3000 V, below the 1500 V/cm rule).
+        self.pair_max_mm = self.lim.spacing_max_mm
 
     # -- geometry --------------------------------------------------------------------------
     def _paths_ok(
         self, probes: list[Probe], pairs: list[tuple[int, int]] | None = None
     ) -> tuple[bool, str | None]:
         for p in probes:
-            chk = self.paths.check_path(
-                np.asarray(p.tip_lps_mm), np.asarray(p.direction_lps), self.entry
-            )
+            chk = self._check_path(np.asarray(p.tip_lps_mm), np.asarray(p.direction_lps))
             if not chk.ok:
-                return False, chk.blocking
+                return self._blocked(chk.blocking or "a no-go structure")
         if pairs is not None and not self._angled_ok(probes, pairs):
-            return False, "angled probe spacing"
+            return self._blocked("angled probe spacing")
         if pairs is not None and not self._pair_spacing_ok(probes, pairs):
-            return False, "probe spacing"
+            return self._blocked("probe spacing")
         return True, None
+
+    def _check_path(self, tip: np.ndarray, d: np.ndarray) -> Any:
+        """`PathMap.check_path` with the entry region, remembered: the search meets the same
+        needle paths again with other splits, reach estimates and pair sets."""
+        key = (tuple(np.round(tip, 3)), tuple(np.round(d, 6)))
+        chk = self._path_cache.get(key)
+        if chk is None:
+            chk = self.paths.check_path(np.asarray(tip, float), np.asarray(d, float), self.entry)
+            if len(self._path_cache) > 200_000:
+                self._path_cache.clear()
+            self._path_cache[key] = chk
+        return chk
+
+    def _blocked(self, why: str) -> tuple[bool, str]:
+        """Count what stopped a layout (for the reason of an infeasible plan)."""
+        self.blocked[why] = self.blocked.get(why, 0) + 1
+        return False, why
 
     def _pair_spacing_ok(self, probes: list[Probe], pairs: list[tuple[int, int]]) -> bool:
         """Energised pairs stay within the device's spacing range (active centres), also when
@@ -530,6 +607,9 @@ class IrePlanner:
 
         hi = self.lim.spacing_device_max_mm or self.lim.spacing_max_mm
         return all(probe_spacing_mm(probes[i], probes[j]) <= hi + 1e-6 for i, j in pairs)
+
+    def _energised(self, points: np.ndarray) -> list[tuple[int, int]]:
+        return energised_pairs(points, self.lim.spacing_max_mm, self.pair_max_mm)
 
     # -- angled probes (--allow-angled) ------------------------------------------------------
     def _angled_ok(self, probes: list[Probe], pairs: list[tuple[int, int]]) -> bool:
@@ -556,7 +636,7 @@ class IrePlanner:
             if float(np.linalg.norm(dirs[i] - dirs[j])) <= 1e-6:
                 continue
             lo, hi = exposure_spacing_mm(probes[i], probes[j])
-            if lo < self.lim.spacing_min_mm - 1e-6 or hi > self.lim.spacing_max_mm * 1.01:
+            if lo < self.lim.spacing_min_mm - 1e-6 or hi > self.pair_max_mm * 1.01:
                 return False
         return True
 
@@ -609,7 +689,7 @@ class IrePlanner:
         for dd in self._angled_candidates(centre, d, offset):
             tries.append((centre + 0.5 * exposure * dd, dd))
         for tip, dd in tries:
-            chk = self.paths.check_path(tip, dd, self.entry)
+            chk = self._check_path(tip, dd)
             if not chk.ok:
                 continue
             cand = self._probe(len(placed), 1, tip, dd, exposure, chk)
@@ -645,13 +725,13 @@ class IrePlanner:
         prev: list[Probe] | None = None,
     ) -> list[Probe]:
         pts = lay.points()
-        pairs = neighbour_pairs(pts, self.lim.spacing_max_mm)
+        pairs = self._energised(pts)
         centre2 = pts.mean(axis=0)
         out: list[Probe] = []
         for i, (a, b) in enumerate(pts):
             tip0 = a * u + b * v + tip_t * d
             tip = tip0
-            chk = self.paths.check_path(tip, d, self.entry)
+            chk = self._check_path(tip, d)
             # A probe whose deep end comes too close to a no-go structure is placed shallower
             # (as done in practice next to a vessel), by up to half its exposure (more once
             # the search finds the shortfall next to such a structure).
@@ -662,7 +742,7 @@ class IrePlanner:
                 and back < exposure * self.max_back_fraction
             ):
                 back += 1.0
-                chk = self.paths.check_path(tip - back * d, d, self.entry)
+                chk = self._check_path(tip - back * d, d)
             if chk.ok:
                 tip = tip - back * d
             dirn = d
@@ -706,7 +786,8 @@ class IrePlanner:
     def candidate_layouts(
         self, reach_factor: float, axial_reach: float, exclude: set[tuple]
     ) -> list[tuple[float, list[CycleLayout], tuple]]:
-        """Candidate multi-cycle layouts, best (smallest zone proxy) first."""
+        """Candidate multi-cycle layouts, best first: fewest repositionings, then the smallest
+        zone proxy."""
         pts = self.grid.index_to_lps(np.argwhere(self.search_region)[:, ::-1].astype(float))
         centre = pts.mean(axis=0)
         dirs = candidate_directions(
@@ -726,7 +807,10 @@ class IrePlanner:
             w, vecs = np.linalg.eigh(cov)
             major = vecs[:, int(np.argmax(w))]
             coord = (uv - uv.mean(axis=0)) @ major
-            for n_split in (1, 2, 3):
+            added = False
+            for n_split in range(1, MAX_SPLITS + 1):
+                if n_split > self.max_cycles:
+                    break
                 edges = np.quantile(coord, np.linspace(0, 1, n_split + 1))
                 sels = [
                     (coord >= edges[pi] - 1e-9) & (coord <= edges[pi + 1] + 1e-9)
@@ -765,14 +849,17 @@ class IrePlanner:
                             cyc = len(cycles) + 1
                             probes = self._make_probes(cyc, d, lay, tip_t, exp, u, v, prev)
                             prev = probes
-                            pairs = neighbour_pairs(lay.points(), self.lim.spacing_max_mm)
+                            pairs = self._energised(lay.points())
                             if (
                                 self.opts.allow_angled and not self._paths_ok(probes, pairs)[0]
                             ) or not self._pair_spacing_ok(probes, pairs):
                                 bad_cycle = True
                             sub = part & self._axial_mask(d, tip_t, exp, axial_reach, axial)
                             cycles.append(CycleLayout(cyc, d, lay, tip_t, exp, probes, pairs, sub))
-                    if len(cycles) > self.opts.max_cycles or bad_cycle:
+                    if len(cycles) > self.max_cycles:
+                        self._blocked(f"more than {self.max_cycles} cycles")
+                        continue
+                    if bad_cycle:
                         continue
                     score = sum(c[0] for c in chosen)
                     key = (
@@ -786,8 +873,12 @@ class IrePlanner:
                     )
                     if key not in exclude:
                         out.append((score * (1 + 0.05 * di), cycles, key))
-                break  # fewer repositionings first
-        out.sort(key=lambda x: x[0])
+                        added = True
+                if added:
+                    break  # fewer repositionings first
+        # Fewest repositionings first (each adds a placement and its cycles), then the zone
+        # proxy (three small layouts can have less area than two larger ones).
+        out.sort(key=lambda x: (x[2][1], x[0]))
         return out
 
     def _axial_mask(
@@ -818,7 +909,7 @@ class IrePlanner:
         tw = self.tumour_weight
 
         def fit(n: int, s: float, rot: float) -> tuple[float, Layout2D]:
-            return _fit_layout(pts2, n, s, rot, smax, tpts2, tw)
+            return _fit_layout(pts2, n, s, rot, smax, tpts2, tw, self.pair_max_mm)
 
         axial = self._axial_cycles(t, axial_reach)
         cov = np.cov((uv - uv.mean(axis=0)).T)
@@ -853,6 +944,8 @@ class IrePlanner:
                     else:
                         lo = mid + 1
                 s, lay = found
+                if tag[1] == 1:
+                    self.single_placement_fits = True
                 key = (n, round(float(s), 1), round(lay.rotation_rad, 2), tag, round(tw, 2))
                 if key in exclude:
                     continue
@@ -860,7 +953,7 @@ class IrePlanner:
                 if best is not None and area >= best[0] - 1e-6:
                     continue
                 probes = self._make_probes(1, d, lay, axial[0][0], axial[0][1], u, v)
-                ok, _ = self._paths_ok(probes, neighbour_pairs(lay.points(), smax))
+                ok, _ = self._paths_ok(probes, self._energised(lay.points()))
                 if ok:
                     best = (area, lay, axial)
             if best is not None:
@@ -916,7 +1009,12 @@ class IrePlanner:
                 alpha = max(alpha, float((thr / np.maximum(emax[in_tum], 1e-6)).max()))
             alpha = max(alpha, 1.0)
             caps = np.array([self.lim.max_voltage_v / v0 for _, _, v0 in rule])
-            common = min(alpha, float(caps.min())) if len(caps) else alpha
+            # Pairs wider than the rule allows at the generator limit (cell diagonals) get at
+            # most the limit; they do not cap the others.
+            in_rule = caps[caps >= 1.0 - 1e-9]
+            common = (
+                min(alpha, float((in_rule if len(in_rule) else caps).min())) if len(caps) else alpha
+            )
             scales = np.full(len(caps), common)
             worst = max(worst, alpha if common >= alpha - 1e-9 else np.inf)
             for (a, b, v0), sc in zip(rule, scales, strict=True):
@@ -945,8 +1043,7 @@ class IrePlanner:
         for c in cycles:
             cp = [p for p in probes if p.cycle == c]
             cpairs = [p for p in pairs if p.cycle == c]
-            res = self.engine.simulate(cp, cpairs, progress=None)
-            self.stats["nonlinear_solves"] += 1
+            res = self._simulate_cycle(cp, cpairs)
             results.append(res)
             zone |= np.asarray(res.zone, dtype=bool)
             fmax = np.maximum(fmax, np.asarray(res.field_max_v_per_cm, dtype=np.float32))
@@ -969,11 +1066,105 @@ class IrePlanner:
             self.grid.spacing_mm,
             region=self.region,
         )
-        return ConfirmedPlan(probes, new_pairs, zone, fmax, m, self.region, results, tmax, omega)
+        return ConfirmedPlan(
+            probes,
+            new_pairs,
+            zone,
+            fmax,
+            m,
+            self.region,
+            results,
+            tmax,
+            omega,
+            *self._thermal_damage(omega),
+        )
+
+    def _simulate_cycle(self, probes: list[Probe], pairs: list[IrePair]) -> Any:
+        """The engine's nonlinear solve of one cycle; a cycle whose probes and pulse trains did
+        not change since a recent confirmation (a repair that raises pairs of other cycles, or
+        splits their trains) is not solved again: cycles are independent in the engine."""
+        key = (
+            tuple(p.model_dump_json() for p in probes),
+            tuple(p.model_dump_json(exclude={"predicted_current_a"}) for p in pairs),
+        )
+        res = self._cycle_cache.get(key)
+        if res is not None:
+            self._cycle_cache[key] = self._cycle_cache.pop(key)  # most recently used last
+            return res
+        res = self.engine.simulate(probes, pairs, progress=None)
+        self.stats["nonlinear_solves"] += 1
+        self._cycle_cache[key] = res
+        while len(self._cycle_cache) > self.max_cycles + 2:
+            self._cycle_cache.pop(next(iter(self._cycle_cache)))
+        return res
+
+    # -- thermal damage at vessels and ducts -----------------------------------------------
+    def _thermal_hits(self, omega: np.ndarray | None) -> dict[str, float]:
+        return self._thermal_damage(omega)[0]
+
+    def _thermal_damage(self, omega: np.ndarray | None) -> tuple[dict[str, float], float]:
+        """ml of each vessel's and bile duct's lumen plus one-voxel wall where the predicted
+        Arrhenius Omega reaches the planning threshold (the engine's `thermal_damage_vessel`
+        and `thermal_damage_bile_duct` rule), and the largest Omega there."""
+        if omega is None:
+            return {}, 0.0
+        omega = np.asarray(omega)
+        dmg = omega >= float(self.defaults.thermal_damage_omega.value)
+        if self._walls is None:
+            from scipy import ndimage
+
+            from hepablate.anatomy.vocabulary import BILE_DUCTS, VESSELS, base_name
+
+            self._walls = {
+                k: ndimage.binary_dilation(np.asarray(m, bool), iterations=1)
+                for k, m in self.structures.items()
+                if (base_name(k) in VESSELS or base_name(k) in BILE_DUCTS) and np.any(m)
+            }
+        vox = self.grid.voxel_volume_ml
+        out = {}
+        peak = 0.0
+        for k, wall in self._walls.items():
+            peak = max(peak, float(omega[wall].max()))
+            n = int(np.count_nonzero(dmg & wall))
+            if n:
+                out[k] = n * vox
+        return out, peak
+
+    def _thermal_worse(self, new: ConfirmedPlan, old: ConfirmedPlan) -> list[str]:
+        """Vessels and ducts where `new` predicts more thermal damage than `old` (any voxel)."""
+        tol = 0.5 * self.grid.voxel_volume_ml
+        return sorted(
+            k for k, v in new.thermal_hits.items() if v > old.thermal_hits.get(k, 0.0) + tol
+        )
+
+    @staticmethod
+    def _split_trains(pairs: list[IrePair], cycles: set[int]) -> list[IrePair]:
+        """The same protocol with each pair of `cycles` delivered as two trains of half the
+        pulses: all first halves of a cycle, then all second halves, so that every probe
+        cools while the other pairs fire. Pairs already split stay as they are."""
+        out: list[IrePair] = []
+        for c in sorted({p.cycle for p in pairs}):
+            cp = [p for p in pairs if p.cycle == c]
+            keys = [(p.anode, p.cathode) for p in cp]
+            if c not in cycles or len(set(keys)) < len(keys):
+                out += cp
+                continue
+            first = [p.model_copy(update={"pulses": (p.pulses + 1) // 2}) for p in cp]
+            second = [p.model_copy(update={"pulses": p.pulses // 2}) for p in cp if p.pulses > 1]
+            out += first + second
+        return out
 
     def _rank(self, conf: ConfirmedPlan, required: float) -> tuple:
+        """Higher is better: accepted without predicted thermal damage at a vessel or duct,
+        then accepted, then tumour and target coverage, then less thermal damage."""
         ok = self._covered(conf, required) and not self._over_limit(conf.pairs)
-        return (ok, conf.metrics.tumour_coverage, conf.metrics.target_coverage)
+        return (
+            ok and not conf.thermal_hits,
+            ok,
+            conf.metrics.tumour_coverage,
+            conf.metrics.target_coverage,
+            -sum(conf.thermal_hits.values()),
+        )
 
     def _covered(self, conf: ConfirmedPlan, required: float) -> bool:
         """Acceptance: `required` of tumour + margin and the whole tumour in the zone."""
@@ -1031,7 +1222,14 @@ class IrePlanner:
     def _repair(self, conf: ConfirmedPlan, required: float) -> ConfirmedPlan:
         """Turn down pairs over the current limit; if coverage is short, raise the voltage of
         the pairs that border the shortfall (12 % a step, within the voltage and current
-        limits): raising every pair would add current and heating where nothing is short."""
+        limits): raising every pair would add current and heating where nothing is short.
+
+        Predicted thermal damage at a vessel or bile duct is a constraint: a raise that
+        predicts more of it than the plan before is first tried with the raised cycles' trains
+        split in two (`_thermal_relief`); if that does not help, the raise is refused and the
+        plan before it returned (the search goes on with other layouts). A refused plan that
+        met the coverage requirement is kept in `thermal_fallbacks`: it is chosen only if no
+        layout meets it without the damage."""
         for _ in range(3):
             over = self._over_limit(conf.pairs)
             short = not self._covered(conf, required)
@@ -1047,24 +1245,95 @@ class IrePlanner:
                     )
                 caps.append(min(p.voltage_v * 1.12, cap_i))
             border = self._bordering_pairs(conf, caps) if short and not over else None
+            # A pair delivered as two trains is raised as one.
+            border_keys = (
+                None
+                if border is None
+                else {
+                    (conf.pairs[i].cycle, conf.pairs[i].anode, conf.pairs[i].cathode)
+                    for i in border
+                }
+            )
             pairs = []
             changed = False
+            raised: list[tuple[IrePair, float]] = []
             for i, p in enumerate(conf.pairs):
                 v = p.voltage_v
                 if i in over:
                     # Current grows faster than linearly with voltage (conductivity rises).
                     v = v * 0.92 * self.lim.max_current_a / float(p.predicted_current_a or 1.0)
-                elif short and not over and (border is None or i in border):
+                elif (
+                    short
+                    and not over
+                    and (border_keys is None or (p.cycle, p.anode, p.cathode) in border_keys)
+                ):
                     v = max(v, caps[i])
                 v = float(round(v, 0))
                 changed |= abs(v - p.voltage_v) >= 1.0
+                if v > p.voltage_v + 0.5:
+                    raised.append((p, v))
                 pairs.append(p.model_copy(update={"voltage_v": v, "predicted_current_a": None}))
             if not changed:
                 return conf
             self.stats["repairs"] += 1
             if border is not None:
                 self.stats["pair_boosts"] = self.stats.get("pair_boosts", 0) + len(border)
-            conf = self.confirm(conf.probes, pairs)
+            fixed = self.confirm(conf.probes, pairs)
+            if raised and self._thermal_worse(fixed, conf):
+                fixed = self._thermal_relief(fixed, {p.cycle for p, _ in raised})
+                worse = self._thermal_worse(fixed, conf)
+                if worse:
+                    self.stats["raises_refused_thermal"] = (
+                        self.stats.get("raises_refused_thermal", 0) + 1
+                    )
+                    self.thermal_refusals.append(
+                        {
+                            "probes": self._probes_key(conf.probes),
+                            "structures": worse,
+                            "raised": [
+                                (p.cycle, p.anode, p.cathode, p.voltage_v, v, p.spacing_mm)
+                                for p, v in raised
+                            ],
+                            "coverage_kept": conf.metrics.target_coverage,
+                            "coverage_refused": fixed.metrics.target_coverage,
+                            "hits": dict(fixed.thermal_hits),
+                        }
+                    )
+                    if self._covered(fixed, required) and not self._over_limit(fixed.pairs):
+                        self.thermal_fallbacks.append(fixed)
+                    return conf
+            conf = fixed
+        return conf
+
+    @staticmethod
+    def _probes_key(probes: list[Probe]) -> tuple:
+        return tuple((p.cycle, p.id, tuple(p.tip_lps_mm)) for p in probes)
+
+    def _thermal_relief(self, conf: ConfirmedPlan, cycles: set[int] | None = None) -> ConfirmedPlan:
+        """If `conf` predicts thermal damage at a vessel or duct, the same plan with the
+        trains of the cycles concerned (of `cycles`, if given) split in two (`_split_trains`):
+        the zone and the currents do not change (they do not depend on the number of pulses),
+        the probes cool between the halves. Kept if it predicts less damage."""
+        if not conf.thermal_hits:
+            return conf
+        order = sorted({p.cycle for p in conf.probes})
+        hot = {
+            c
+            for c, res in zip(order, conf.results, strict=True)
+            if self._thermal_hits(getattr(res, "thermal_omega", None))
+            and (cycles is None or c in cycles)
+        }
+        pairs = self._split_trains(conf.pairs, hot)
+        if len(pairs) == len(conf.pairs):
+            return conf  # nothing left to split
+        self.stats["split_train_trials"] = self.stats.get("split_train_trials", 0) + 1
+        alt = self.confirm(conf.probes, pairs)
+        tol = 0.5 * self.grid.voxel_volume_ml
+        if not self._thermal_worse(alt, conf) and (
+            sum(alt.thermal_hits.values()) < sum(conf.thermal_hits.values()) - tol
+            or alt.thermal_peak < conf.thermal_peak
+        ):
+            return alt
         return conf
 
     # -- main ------------------------------------------------------------------------------
@@ -1085,8 +1354,24 @@ class IrePlanner:
         self.progress.start("planning IRE", total=max_attempts)
         first_choice_checked = False
         pending: list = []
+        cands = self.candidate_layouts(reach_factor, axial_reach, exclude)
+        wide_mm = float(self.lim.spacing_device_max_mm or self.lim.spacing_max_mm)
+        large = not self.single_placement_fits
+        if large and wide_mm > self.pair_max_mm + 1e-9:
+            # No single placement covers the target within the spacing rule (repositioning
+            # needed, or nothing fits): energise the diagonals of the layout cells as well (up
+            # to the device's maximum spacing, at the generator limit), whose middles a 17 to
+            # 20 mm cell leaves below threshold; kept if it needs no more repositionings.
+            self.pair_max_mm = wide_mm
+            wide = self.candidate_layouts(reach_factor, axial_reach, exclude)
+            if wide and (not cands or wide[0][2][1] <= cands[0][2][1]):
+                cands = wide
+                self.stats["pair_max_spacing_mm"] = wide_mm
+            else:
+                self.pair_max_mm = self.lim.spacing_max_mm
         while attempts < max_attempts:
-            cands = self.candidate_layouts(reach_factor, axial_reach, exclude)
+            if attempts > 0:
+                cands = self.candidate_layouts(reach_factor, axial_reach, exclude)
             if not cands and self.tumour_weight > 1.0:
                 # No layout puts pairs through a tumour this large: plain fit at this reach.
                 weight, self.tumour_weight = self.tumour_weight, 1.0
@@ -1096,8 +1381,32 @@ class IrePlanner:
                 # Nothing fits the tighter reach estimate: fall back on the next-best layouts
                 # of the previous round.
                 cands = [c for c in pending if c[2] not in exclude]
-                if not cands:
-                    break
+            if not cands and large and self.pair_max_mm < wide_mm - 1e-9:
+                # A target larger than any layout covers within the spacing rule: energise
+                # the diagonals of the layout cells too (up to the device's maximum spacing,
+                # at the generator limit), as for large tumours in practice.
+                self.pair_max_mm = float(self.lim.spacing_device_max_mm or self.pair_max_mm)
+                self.stats["pair_max_spacing_mm"] = self.pair_max_mm
+                cands = self.candidate_layouts(reach_factor, axial_reach, exclude)
+            if not cands and large:
+                # A target larger than the reach estimate lets any placement (within the
+                # probe, spacing and cycle limits) cover: the estimate is only a heuristic
+                # (the nonlinear zone reaches further at higher voltages), so try wider
+                # reaches and let the engine decide how much is covered.
+                for rf in RELAXED_REACH_FACTORS:
+                    if rf <= reach_factor + 1e-9:
+                        continue
+                    cands = self.candidate_layouts(rf, axial_reach, exclude)
+                    if not cands and self.tumour_weight > 1.0:
+                        weight, self.tumour_weight = self.tumour_weight, 1.0
+                        cands = self.candidate_layouts(rf, axial_reach, exclude)
+                        self.tumour_weight = weight
+                    if cands:
+                        reach_factor = rf
+                        self.stats["reach_factor_relaxed"] = rf
+                        break
+            if not cands:
+                break
             # Untried layouts of every round stay available as fall-backs.
             pending = cands[1:] + pending
             attempts += 1
@@ -1106,7 +1415,7 @@ class IrePlanner:
             exclude.add(key)
             pairs, alpha = self.fast_voltages(cycles, search_goal)
             probes = [p for c in cycles for p in c.probes]
-            conf = self.confirm(probes, pairs)
+            conf = self._thermal_relief(self.confirm(probes, pairs))
             ok = self._covered(conf, required) and not self._over_limit(conf.pairs)
             if not first_choice_checked:
                 self.stats["fast_choice_confirmed"] = float(ok and np.isfinite(alpha))
@@ -1130,11 +1439,13 @@ class IrePlanner:
                     conf = fixed
                 trace["repaired_coverage"] = round(conf.metrics.target_coverage, 4)
                 trace["repaired_tumour_coverage"] = round(conf.metrics.tumour_coverage, 4)
+            trace["thermal_damage_ml"] = {k: round(v, 3) for k, v in conf.thermal_hits.items()}
             self.trace.append(trace)
-            if best is None or self._rank(conf, required) > self._rank(best, required):
-                best = conf
-            if self._covered(conf, required) and not self._over_limit(conf.pairs):
-                break
+            for c in [conf, *self.thermal_fallbacks]:
+                if best is None or self._rank(c, required) > self._rank(best, required):
+                    best = c
+            if self._rank(best, required)[0]:
+                break  # covered, within the current limit, no thermal damage at vessels/ducts
             reach_factor *= 0.8
             axial_reach = max(axial_reach - 2.0, -4.0)
             if conf.metrics.tumour_coverage < 1.0 - 1e-9:
@@ -1184,6 +1495,7 @@ class IrePlanner:
         warnings += check_criteria(best.metrics, Criteria.from_defaults(self.defaults))
         warnings += self._engine_warnings(best)
         warnings += self._protocol_warnings(best)
+        warnings += self._thermal_plan_warnings(best, attempts)
         status, reason = "feasible", ""
         over = self._over_limit(best.pairs)
         if not self._covered(best, required) or over:
@@ -1197,10 +1509,29 @@ class IrePlanner:
                     f"margin and {100 * best.metrics.tumour_coverage:.1f} % of the tumour "
                     f"({best.metrics.uncovered_target_ml:.2f} ml left uncovered; "
                     f"{100 * required:.0f} % required) within the device limits "
-                    f"({self.lim.probes_max} probes, {self.lim.spacing_max_mm:g} mm spacing, "
+                    f"({self.lim.probes_max} probes, {self._spacing_text()}, "
                     f"{self.lim.max_voltage_v:g} V, {self.lim.max_current_a:g} A, "
-                    f"{self.opts.max_cycles} cycles)" + (f"; {where}" if where else "")
+                    f"{self.max_cycles} cycles; the plan uses "
+                    f"{len({p.cycle for p in best.probes})} cycle(s) of "
+                    f"{len({p.id for p in best.probes})} probes)" + (f"; {where}" if where else "")
                 )
+                keys = {(p.cycle, p.anode, p.cathode): p for p in best.pairs}
+                at_cap = sum(p.voltage_v >= self.lim.max_voltage_v - 1 for p in keys.values())
+                if at_cap:
+                    parts.append(
+                        f"{at_cap} of {len(keys)} pairs already at the "
+                        f"{self.lim.max_voltage_v:g} V generator limit"
+                    )
+                refused = [
+                    r for r in self.thermal_refusals if r["probes"] == self._probes_key(best.probes)
+                ]
+                if refused:
+                    parts.append(
+                        "voltages not raised further because that predicts thermal damage at "
+                        + ", ".join(sorted({k for r in refused for k in r["structures"]}))
+                        + f" (it would cover up to "
+                        f"{100 * max(r['coverage_refused'] for r in refused):.1f} %)"
+                    )
                 for g in groups:
                     if g.structure is not None:
                         warnings.append(
@@ -1230,17 +1561,49 @@ class IrePlanner:
             self.stats,
         )
 
+    def _spacing_text(self) -> str:
+        """The layout spacing range, and why its top is below the device's."""
+        lim = self.lim
+        txt = f"spacing {lim.spacing_min_mm:g}-{lim.spacing_max_mm:g} mm"
+        dev = lim.spacing_device_max_mm
+        if dev is not None and dev > lim.spacing_max_mm + 1e-9:
+            txt += (
+                f" (the device allows {dev:g} mm, but {lim.max_voltage_v:g} V give the "
+                f"{lim.v_per_cm_low:g} V/cm rule only up to {lim.spacing_max_mm:g} mm"
+                + (
+                    f"; cell diagonals up to {dev:g} mm energised"
+                    if self.pair_max_mm > lim.spacing_max_mm + 1e-9
+                    else ""
+                )
+                + ")"
+            )
+        return txt
+
     def _no_layout_reason(self) -> str:
+        vox = self.grid.voxel_volume_ml
+        ext = self.region_pts.max(axis=0) - self.region_pts.min(axis=0) + self.grid.spacing_mm
+        tumour_ml = float(np.count_nonzero(self.structures[self.case.target_key])) * vox
+        whole = (
+            f"the whole target is left uncovered ({float(self.region.sum()) * vox:.1f} ml of "
+            f"tumour plus margin, {tumour_ml:.1f} ml of it tumour, extent "
+            f"{ext[0]:.0f} x {ext[1]:.0f} x {ext[2]:.0f} mm)"
+        )
         if not candidate_directions(
             self.region_pts.mean(axis=0),
             self.paths,
             float(self.defaults.max_tilt_deg.value),
             self.entry,
         ):
-            return "no straight needle path from the body surface reaches the target"
+            return f"no straight needle path from the body surface reaches the target: {whole}"
+        why = ", ".join(
+            f"{k} ({n} layout{'s' if n > 1 else ''})"
+            for k, n in sorted(self.blocked.items(), key=lambda kv: -kv[1])
+        )
         return (
-            f"no layout of {self.lim.probes_min}-{self.lim.probes_max} parallel probes with spacing {self.lim.spacing_min_mm:g}-{self.lim.spacing_max_mm:g} mm has needle paths "
-            f"clear of no-go structures by {self.safety_mm:g} mm and covers the target"
+            f"no layout of {self.lim.probes_min}-{self.lim.probes_max} parallel probes with "
+            f"{self._spacing_text()}, in at most {self.max_cycles} cycles, has needle "
+            f"paths clear of no-go structures by {self.safety_mm:g} mm and covers the target: "
+            f"{whole}" + (f"; layouts were stopped by: {why}" if why else "")
         )
 
     def _engine_warnings(self, conf: ConfirmedPlan) -> list[PlanWarning]:
@@ -1270,9 +1633,89 @@ class IrePlanner:
                 )
         return out
 
+    def _thermal_plan_warnings(self, best: ConfirmedPlan, attempts: int) -> list[PlanWarning]:
+        """What the planner did about predicted thermal damage at vessels and ducts (the
+        engine's own thermal warnings are kept as they are): trains split in two, voltage
+        raises refused, and damage it could not avoid."""
+        out: list[PlanWarning] = []
+        thr = float(self.defaults.thermal_damage_omega.value)
+        split = []
+        for c in sorted({p.cycle for p in best.pairs}):
+            keys = [(p.anode, p.cathode) for p in best.pairs if p.cycle == c]
+            if len(set(keys)) < len(keys):
+                split.append(c)
+        if split:
+            out.append(
+                PlanWarning(
+                    level="info",
+                    code="split_trains",
+                    message=f"cycle {', '.join(map(str, split))}: every pair is delivered as two "
+                    "trains of half the pulses (all first halves, then all second halves) so "
+                    "that the probes cool in between; this lowers the predicted thermal damage "
+                    "at vessels and ducts (the zone does not change)",
+                )
+            )
+        is_fallback = any(best is f for f in self.thermal_fallbacks)
+        key = self._probes_key(best.probes)
+        seen = set()
+        for r in self.thermal_refusals:
+            if r["probes"] != key or is_fallback:
+                continue
+            raised = ", ".join(
+                f"{a}-{b} {v0:.0f} -> {v1:.0f} V" + (f" ({v1 / (sp / 10):.0f} V/cm)" if sp else "")
+                for _, a, b, v0, v1, sp in dict.fromkeys(r["raised"])
+            )
+            cyc = ", ".join(str(c) for c in sorted({x[0] for x in r["raised"]}))
+            msg = (
+                f"cycle {cyc}: raising {raised} would predict thermal damage (Omega >= {thr:g}) "
+                f"at {', '.join(r['structures'])}; not raised (tumour plus margin coverage "
+                f"{100 * r['coverage_kept']:.1f} % instead of {100 * r['coverage_refused']:.1f} %)"
+            )
+            if msg not in seen:
+                seen.add(msg)
+                out.append(PlanWarning(level="info", code="voltage_raise_refused", message=msg))
+        if best.thermal_hits:
+            where = ", ".join(
+                f"{k} ({v:.2f} ml of lumen and 1-voxel wall)"
+                for k, v in sorted(best.thermal_hits.items(), key=lambda kv: -kv[1])
+            )
+            tried = [f"{attempts} layout(s)"]
+            if self.stats.get("split_train_trials"):
+                tried.append("trains split in two")
+            if self.thermal_refusals:
+                tried.append(f"{len(self.thermal_refusals)} voltage raise(s) refused")
+            how = (
+                "only the voltage raise that predicts it meets the coverage requirement"
+                if is_fallback
+                else "it comes with the voltages the chosen layout needs for its coverage"
+            )
+            out.append(
+                PlanWarning(
+                    level="warning",
+                    code="thermal_damage_unavoidable",
+                    message=f"predicted thermal damage (Arrhenius Omega >= {thr:g}) at {where}: "
+                    f"not avoided by the alternatives tried ({', '.join(tried)}); {how}",
+                )
+            )
+        return out
+
     def _protocol_warnings(self, conf: ConfirmedPlan) -> list[PlanWarning]:
         out = []
+        seen = set()
         for p in conf.pairs:
+            if (p.cycle, p.anode, p.cathode) in seen:
+                continue  # a pair delivered as two trains
+            seen.add((p.cycle, p.anode, p.cathode))
+            if p.spacing_mm and p.voltage_v / (p.spacing_mm / 10) < 0.98 * self.lim.v_per_cm_low:
+                out.append(
+                    PlanWarning(
+                        level="info",
+                        code="voltage_below_rule",
+                        message=f"cycle {p.cycle} {p.anode}-{p.cathode}: {p.voltage_v:.0f} V over "
+                        f"{p.spacing_mm:.1f} mm = {p.voltage_v / (p.spacing_mm / 10):.0f} V/cm, below "
+                        f"the {self.lim.v_per_cm_low:.0f} V/cm rule",
+                    )
+                )
             if p.spacing_mm and p.voltage_v / (p.spacing_mm / 10) > self.lim.v_per_cm_high + 1:
                 out.append(
                     PlanWarning(
