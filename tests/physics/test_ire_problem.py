@@ -182,3 +182,30 @@ def test_temperature_dependence_raises_end_of_train_current():
     assert r.current_end_of_train_a is not None
     # Heated tissue conducts better (+1.5 %/degC): the current rises during the train.
     assert r.current_end_of_train_a > r.current_a * 1.005
+
+
+def test_remembered_pair_solutions_give_the_same_result():
+    """A pair solved before (same cycle geometry and voltage) is not solved again: with the
+    trains split in two, and with one pair raised, the unchanged pairs come from memory and
+    the result equals a fresh problem's."""
+    probes = parallel_probes(12, 10, 20, n=3)
+    pairs = [_pair("P1", "P2", 1800.0), _pair("P2", "P3", 1800.0)]
+    prob = block_problem(SHAPE, 2.0, model="nonlinear", thermal=True)
+    first = prob.simulate(probes, pairs)
+    assert prob.pair_memo_hits == 0 and first.linear_solves > 0
+    split = [p.model_copy(update={"pulses": 45}) for p in pairs] * 2
+    again = prob.simulate(probes, split)
+    assert prob.pair_memo_hits == 4 and again.linear_solves == 0
+    np.testing.assert_array_equal(again.field_max_v_per_cm, first.field_max_v_per_cm)
+    assert [r.current_a for r in again.pair_results] == 2 * [
+        r.current_a for r in first.pair_results
+    ]
+    # Shorter trains with pauses between them heat less.
+    assert again.temperature_max_c.max() < first.temperature_max_c.max()
+    raised = [pairs[0], pairs[1].model_copy(update={"voltage_v": 2200.0})]
+    res = prob.simulate(probes, raised)
+    assert prob.pair_memo_hits == 5
+    fresh = block_problem(SHAPE, 2.0, model="nonlinear", thermal=True).simulate(probes, raised)
+    np.testing.assert_array_equal(res.field_max_v_per_cm, fresh.field_max_v_per_cm)
+    np.testing.assert_array_equal(res.temperature_max_c, fresh.temperature_max_c)
+    assert [r.current_a for r in res.pair_results] == [r.current_a for r in fresh.pair_results]

@@ -64,3 +64,35 @@ def test_fixed_cells_stay_at_blood_temperature():
     # Heat flows into the sink: cells next to it are cooler than the far face.
     t3 = temp.reshape(n, n, n)
     assert t3[1].mean() < t3[-1].mean()
+
+
+@pytest.mark.parametrize("n", [12, 33])  # serial and parallel kernels
+def test_pcg_csr_matches_scipy_cg(n):
+    """The compiled Jacobi-PCG of the Pennes step solves the same system as SciPy's CG
+    (heterogeneous conductivity with a steel-like needle line, fixed vessel cells)."""
+    import scipy.sparse as sp
+    from scipy.sparse.linalg import spsolve
+
+    from hepablate.physics.thermal import PennesSolver, pcg_csr
+
+    rng = np.random.default_rng(0)
+    active = np.ones((n, n, n), bool)
+    active[:, :2, :3] = False
+    m = int(active.sum())
+    k = rng.uniform(0.4, 0.6, m)
+    k[:n] = 16.0
+    fixed = np.zeros(m, bool)
+    fixed[n : n + 30] = True
+    s = PennesSolver(active, 1e-3, k, np.full(m, 3.6e6), np.full(m, 3e4), 37.0, fixed)
+    t0 = 37.0 + rng.uniform(0, 5, m)
+    q = rng.uniform(0, 1e6, m)
+    t1 = s.step(t0, q, 5.0)
+    mat, inv_diag = s._system(5.0)
+    rhs = mat @ t1  # the system the step solved, evaluated at its answer
+    exact = spsolve(sp.csc_matrix(mat), rhs)
+    np.testing.assert_allclose(t1, exact, rtol=0, atol=1e-3)  # degC
+    x, its = pcg_csr(mat, inv_diag, rhs, t0, 1e-8, 500)
+    assert 0 < its < 500
+    np.testing.assert_allclose(x, exact, rtol=0, atol=1e-3)
+    with pytest.raises(RuntimeError, match="did not converge"):
+        pcg_csr(mat, inv_diag, rhs, t0, 1e-14, 2)

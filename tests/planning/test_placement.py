@@ -4,6 +4,7 @@ import pytest
 from hepablate.errors import InputError
 from hepablate.phantoms import PhantomSpec, TubeSpec, TumourSpec, build_phantom
 from hepablate.placement.geometry import (
+    max_segments_distance,
     neighbour_pairs,
     perpendicular_basis,
     polygon_distance,
@@ -97,3 +98,13 @@ def test_entry_region_outside_body_is_an_error(case):
     with pytest.raises(InputError, match="does not reach the body surface"):
         pm.validate_entry_region(EntryRegion((-40.0, -200.0, 0.0), 10.0))
     pm.validate_entry_region(EntryRegion((-40.0, -80.0, 0.0), 10.0))
+
+
+def test_max_segments_distance_matches_numpy_reference():
+    rng = np.random.default_rng(1)
+    pts = rng.uniform(-30, 30, (400, 2))
+    segs = [(rng.uniform(-20, 20, 2), rng.uniform(-20, 20, 2)) for _ in range(7)]
+    segs.append((np.array([1.0, 1.0]), np.array([1.0, 1.0])))  # a degenerate segment
+    assert max_segments_distance(pts, segs) == pytest.approx(
+        float(segments_distance(pts, segs).max()), rel=1e-12
+    )

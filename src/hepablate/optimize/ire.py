@@ -12,7 +12,10 @@ Search (docs/planning-ire.md explains why this optimiser):
    search goes), contains the projected region, and whose every needle path is clear.
    Along the needle the exposure spans the region's extent; beyond the practice exposure
    (devices.yaml) the plan uses overlapping pull-back cycles, and beyond six probes at maximum
-   spacing it splits the region into repositioning cycles. Once a confirmed layout leaves
+   spacing it splits the region into repositioning cycles (fewest first); for such large
+   targets the diagonals of open layout cells are energised too (up to the device's maximum
+   spacing), and if nothing fits the reach estimate is relaxed so that the engine decides
+   how much a multi-cycle plan covers. Once a confirmed layout leaves
    tumour uncovered, the fit weights the tumour's points (pairs through the tumour, not a
    cell's weak middle), and probes next to a no-go structure may be placed much shallower.
    With `allow_angled`, a probe whose parallel path is blocked may deviate up to 15 deg.
@@ -22,7 +25,10 @@ Search (docs/planning-ire.md explains why this optimiser):
 4. Confirmation with the engine's full nonlinear solve; repair: pairs over the current limit
    are turned down, and if coverage falls short the pairs that border the shortfall are
    raised (within the voltage and current limits; kept only if the plan improves) or the
-   next candidate layout is tried.
+   next candidate layout is tried. Predicted thermal damage at a vessel or bile duct is a
+   constraint: a raise that predicts more of it is retried with the trains split in two,
+   else refused; a plan with such damage is chosen only if no layout meets the acceptance
+   without it, and says so.
 5. Robustness: Monte Carlo placement error with the calibrated analytic surrogate
    (`hepablate.optimize.surrogate`).
 An infeasible plan says where the target stays below threshold and why
@@ -302,7 +308,7 @@ def _fit_layout(
     times their distance: the tumour must lie deeper inside the pair bands than the margin
     (a pair's field is weakest at the middle of a layout cell, which is where a small tumour
     with a wide margin ends up when only the region's outline is fitted)."""
-    from hepablate.placement.geometry import segments_distance
+    from hepablate.placement.geometry import max_segments_distance
 
     pairs = _pair_segments(n, s, max_spacing_mm, pair_max_mm)
     if not pairs:
@@ -319,9 +325,9 @@ def _fit_layout(
     def cost(centre_local: np.ndarray) -> float:
         q = base + centre_local
         segs = [(q[i], q[j]) for i, j in pairs]
-        val = float(segments_distance(local, segs).max())
+        val = max_segments_distance(local, segs)
         if tum_local is not None:
-            val = max(val, tumour_weight * float(segments_distance(tum_local, segs).max()))
+            val = max(val, tumour_weight * max_segments_distance(tum_local, segs))
         return val
 
     best = cost(ctr)
@@ -366,9 +372,15 @@ def _layout_area(lay: Layout2D, reach: float) -> float:
 #: the plane across the needles); each may need pull-back cycles as well (`max_cycles` in all).
 MAX_SPLITS = 3
 
-#: Zone reach estimates (fraction of the spacing) tried, in turn, when no layout fits the
-#: search's estimate (0.45 at the start): large targets, where the engine then decides.
-RELAXED_REACH_FACTORS = (0.5, 0.55, 0.6, 0.7)
+#: Zone reach estimate (fraction of the spacing) for targets no single placement covers:
+#: their pairs run at the generator limit, where the engine's nonlinear zone reaches 0.47 to
+#: 0.5 x spacing beyond the outer pairs (2 x 3 and square layouts at 17 to 20 mm and 3000 V,
+#: homogeneous liver, 1 mm grid).
+LARGE_TARGET_REACH = 0.5
+
+#: Zone reach estimates tried, in turn, when no layout of a large target fits the search's
+#: estimate: the engine then decides how much is covered.
+RELAXED_REACH_FACTORS = (0.55, 0.6, 0.7)
 
 #: Uncovered target within this distance (mm, voxel centre to structure voxel centre) of a
 #: vessel, duct or other no-go structure is reported as lying next to it.
@@ -1357,18 +1369,18 @@ class IrePlanner:
         cands = self.candidate_layouts(reach_factor, axial_reach, exclude)
         wide_mm = float(self.lim.spacing_device_max_mm or self.lim.spacing_max_mm)
         large = not self.single_placement_fits
-        if large and wide_mm > self.pair_max_mm + 1e-9:
-            # No single placement covers the target within the spacing rule (repositioning
-            # needed, or nothing fits): energise the diagonals of the layout cells as well (up
-            # to the device's maximum spacing, at the generator limit), whose middles a 17 to
-            # 20 mm cell leaves below threshold; kept if it needs no more repositionings.
-            self.pair_max_mm = wide_mm
-            wide = self.candidate_layouts(reach_factor, axial_reach, exclude)
-            if wide and (not cands or wide[0][2][1] <= cands[0][2][1]):
-                cands = wide
-                self.stats["pair_max_spacing_mm"] = wide_mm
-            else:
-                self.pair_max_mm = self.lim.spacing_max_mm
+        if large:
+            # No single placement covers the target: its voltages will go to the generator
+            # limit, where the engine's zone reaches about half the spacing beyond the outer
+            # pairs (LARGE_TARGET_REACH), and the middles of 17 to 20 mm cells stay below
+            # threshold unless the cells' diagonals are energised too (up to the device's
+            # maximum spacing). Fewest repositionings first (`candidate_layouts`).
+            self.pair_max_mm = max(self.pair_max_mm, wide_mm)
+            reach_factor = max(reach_factor, LARGE_TARGET_REACH)
+            self.stats["large_target"] = 1
+            if self.pair_max_mm > self.lim.spacing_max_mm + 1e-9:
+                self.stats["pair_max_spacing_mm"] = self.pair_max_mm
+            cands = self.candidate_layouts(reach_factor, axial_reach, exclude)
         while attempts < max_attempts:
             if attempts > 0:
                 cands = self.candidate_layouts(reach_factor, axial_reach, exclude)
@@ -1381,13 +1393,6 @@ class IrePlanner:
                 # Nothing fits the tighter reach estimate: fall back on the next-best layouts
                 # of the previous round.
                 cands = [c for c in pending if c[2] not in exclude]
-            if not cands and large and self.pair_max_mm < wide_mm - 1e-9:
-                # A target larger than any layout covers within the spacing rule: energise
-                # the diagonals of the layout cells too (up to the device's maximum spacing,
-                # at the generator limit), as for large tumours in practice.
-                self.pair_max_mm = float(self.lim.spacing_device_max_mm or self.pair_max_mm)
-                self.stats["pair_max_spacing_mm"] = self.pair_max_mm
-                cands = self.candidate_layouts(reach_factor, axial_reach, exclude)
             if not cands and large:
                 # A target larger than the reach estimate lets any placement (within the
                 # probe, spacing and cycle limits) cover: the estimate is only a heuristic
@@ -1609,8 +1614,12 @@ class IrePlanner:
     def _engine_warnings(self, conf: ConfirmedPlan) -> list[PlanWarning]:
         out: list[PlanWarning] = []
         seen = set()
-        for res in conf.results:
+        order = sorted({p.cycle for p in conf.probes})
+        for cyc, res in zip(order, conf.results, strict=True):
             for w in getattr(res, "warnings", []) or []:
+                if len(order) > 1 and not w.message.startswith("cycle "):
+                    # The engine solves one cycle at a time: say which one.
+                    w = w.model_copy(update={"message": f"cycle {cyc}: {w.message}"})
                 if (w.code, w.message) not in seen:
                     seen.add((w.code, w.message))
                     out.append(w)
@@ -1755,7 +1764,7 @@ def coverage_probability(
     that its zone has the nonlinear zone's volume near the target (and its nominal coverage is
     not below the nonlinear one)."""
     from hepablate.evaluate import dilate_mm
-    from hepablate.optimize.surrogate import field_max_v_per_cm
+    from hepablate.optimize.surrogate import covered_fraction, field_max_v_per_cm
 
     if samples <= 0:
         return float("nan"), {}
@@ -1783,16 +1792,8 @@ def coverage_probability(
     hits = 0
     covs = []
     for _ in range(samples):
-        moved = []
-        for p in conf.probes:
-            off = rng.normal(0.0, sigma, 3)
-            moved.append(
-                p.model_copy(
-                    update={"tip_lps_mm": tuple(float(x) for x in np.asarray(p.tip_lps_mm) + off)}
-                )
-            )
-        e = field_max_v_per_cm(pts_r, moved, pairs)
-        c = float((e >= t_eff).mean())
+        offsets = {(p.cycle, p.id): rng.normal(0.0, sigma, 3) for p in conf.probes}
+        c = covered_fraction(pts_r, conf.probes, pairs, t_eff, offsets)
         covs.append(c)
         hits += c >= required
     info = {

@@ -11,11 +11,91 @@ analytic Gaussian solution with perfusion).
 
 from __future__ import annotations
 
+import numba as nb
 import numpy as np
 import scipy.sparse as sp
-from scipy.sparse.linalg import cg
 
+from hepablate.physics.kernels import _variant, use_parallel
 from hepablate.physics.solvers import FvOperator
+
+
+# ---- Jacobi-preconditioned CG on the CSR system, fused kernels (numba) --------------------
+def _matvec_dot_py(indptr, indices, data, x, y):
+    """y = A x; returns x . y."""
+    s = 0.0
+    for i in nb.prange(x.size):
+        v = 0.0
+        for jj in range(indptr[i], indptr[i + 1]):
+            v += data[jj] * x[indices[jj]]
+        y[i] = v
+        s += v * x[i]
+    return s
+
+
+def _update_py(x, r, z, p, q, inv_diag, alpha):
+    """x += alpha p; r -= alpha q; z = r / diag; returns (r . z, r . r)."""
+    s1 = 0.0
+    s2 = 0.0
+    for i in nb.prange(x.size):
+        x[i] += alpha * p[i]
+        rv = r[i] - alpha * q[i]
+        r[i] = rv
+        zv = rv * inv_diag[i]
+        z[i] = zv
+        s1 += rv * zv
+        s2 += rv * rv
+    return s1, s2
+
+
+def _direction_py(p, z, beta):
+    for i in nb.prange(p.size):
+        p[i] = z[i] + beta * p[i]
+
+
+_KERNELS = {
+    par: tuple(
+        nb.njit(parallel=par, cache=True)(_variant(f, "_par" if par else "_ser"))
+        for f in (_matvec_dot_py, _update_py, _direction_py)
+    )
+    for par in (False, True)
+}
+
+#: Systems with fewer cells use the serial kernels.
+PARALLEL_MIN_CELLS = 32768
+
+
+def pcg_csr(
+    m: sp.csr_matrix,
+    inv_diag: np.ndarray,
+    rhs: np.ndarray,
+    x0: np.ndarray,
+    rtol: float,
+    max_iter: int,
+) -> tuple[np.ndarray, int]:
+    """Jacobi-preconditioned CG for the symmetric positive definite CSR matrix `m`, stopped
+    when ||r|| <= rtol ||rhs|| (the criterion of `scipy.sparse.linalg.cg`); returns
+    (x, iterations). Raises RuntimeError if it does not converge in `max_iter`."""
+    matvec_dot, update, direction = _KERNELS[use_parallel(rhs.size, PARALLEL_MIN_CELLS)]
+    indptr, indices, data = m.indptr, m.indices, m.data
+    x = np.array(x0, dtype=np.float64, copy=True)
+    q = np.empty_like(x)
+    matvec_dot(indptr, indices, data, x, q)
+    r = rhs - q
+    z = r * inv_diag
+    p = z.copy()
+    rz = float(np.dot(r, z))
+    tol = rtol * (float(np.sqrt(np.dot(rhs, rhs))) or 1.0)
+    if np.sqrt(np.dot(r, r)) <= tol:
+        return x, 0
+    for it in range(1, max_iter + 1):
+        pq = matvec_dot(indptr, indices, data, p, q)
+        alpha = rz / pq
+        rz_new, rr = update(x, r, z, p, q, inv_diag, alpha)
+        if np.sqrt(rr) <= tol:
+            return x, it
+        direction(p, z, rz_new / rz)
+        rz = rz_new
+    raise RuntimeError(f"Pennes solver did not converge in {max_iter} iterations")
 
 
 class PennesSolver:
@@ -51,6 +131,7 @@ class PennesSolver:
             if self.fixed.any():
                 keep = sp.diags((~self.fixed).astype(float))
                 m = (keep @ m @ keep + sp.diags(self.fixed.astype(float))).tocsr()
+            m.sort_indices()
             self._cache[dt_s] = (m, 1.0 / m.diagonal())
         return self._cache[dt_s]
 
@@ -64,11 +145,6 @@ class PennesSolver:
             # Couplings of free cells to fixed cells move to the right-hand side.
             coupling = self._k @ np.where(self.fixed, self.t_blood_c, 0.0)
             rhs = np.where(self.fixed, self.t_blood_c, rhs - coupling)
-        count = [0]
-
-        def cb(_x: np.ndarray) -> None:
-            count[0] += 1
-
-        x, _ = cg(m, rhs, x0=t_c, rtol=1e-8, maxiter=500, M=sp.diags(inv_diag), callback=cb)
-        self.iterations.append(count[0])
+        x, its = pcg_csr(m, inv_diag, rhs, t_c, rtol=1e-8, max_iter=500)
+        self.iterations.append(its)
         return x

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
+import numba as nb
 import numpy as np
 
 from hepablate.plan.model import Probe
@@ -162,6 +163,38 @@ def segments_distance(
     t = np.clip((rel * ab[None]).sum(-1) / np.maximum((ab * ab).sum(-1), 1e-12)[None], 0, 1)
     diff = rel - t[..., None] * ab[None]
     return np.sqrt((diff * diff).sum(-1)).min(axis=1)
+
+
+@nb.njit(cache=True)
+def _max_segments_distance(pts: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
+    best = 0.0
+    for i in range(pts.shape[0]):
+        px, py = pts[i, 0], pts[i, 1]
+        near = np.inf
+        for k in range(a.shape[0]):
+            abx, aby = b[k, 0] - a[k, 0], b[k, 1] - a[k, 1]
+            rx, ry = px - a[k, 0], py - a[k, 1]
+            t = (rx * abx + ry * aby) / max(abx * abx + aby * aby, 1e-12)
+            t = min(max(t, 0.0), 1.0)
+            dx, dy = rx - t * abx, ry - t * aby
+            d2 = dx * dx + dy * dy
+            if d2 < near:
+                near = d2
+        if near > best:
+            best = near
+    return np.sqrt(best)
+
+
+def max_segments_distance(
+    points_2d: np.ndarray, segs: list[tuple[np.ndarray, np.ndarray]]
+) -> float:
+    """max over points of `segments_distance` (compiled; the layout fit's inner loop)."""
+    pts = np.ascontiguousarray(points_2d, dtype=float)
+    if not len(pts):
+        return 0.0
+    a = np.array([x[0] for x in segs], float).reshape(-1, 2)
+    b = np.array([x[1] for x in segs], float).reshape(-1, 2)
+    return float(_max_segments_distance(pts, a, b))
 
 
 # ---- angled (non-parallel) probes ----------------------------------------------------------

@@ -209,8 +209,8 @@ def build_ire_document(
     status = plan.status.upper()
     doc = ReportDocument(
         title=f"IRE treatment plan: {case.case_id}",
-        subtitle=f"target {case.target_id}, margin {case.margin_mm:g} mm; status {status}"
-        + (f" ({plan.status_reason})" if plan.status_reason else ""),
+        # The reason is stated once, in the summary box below.
+        subtitle=f"target {case.target_id}, margin {case.margin_mm:g} mm; status {status}",
         footer=f"hepablate {plan.provenance.hepablate_version if plan.provenance else ''}; "
         f"created {plan.provenance.created_utc if plan.provenance else ''}; a planning aid, "
         "to be checked by the treating physician",

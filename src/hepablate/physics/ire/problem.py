@@ -68,6 +68,12 @@ PICARD_RTOL_MIN = 1e-5
 PICARD_RTOL_FACTOR = 0.03
 PICARD_RTOL_FINAL = 3e-4
 
+#: Memory (bytes) for remembered nonlinear pair solutions (`IreProblem._pair_memo`): a
+#: planner confirms the same pair again when only other pairs of its cycle changed or when
+#: the trains are split (neither changes the pair's field, which does not depend on the number
+#: of pulses or on the delivery order).
+PAIR_MEMO_BYTES = 768 * 2**20
+
 
 @dataclass
 class PairResult:
@@ -205,6 +211,11 @@ class IreProblem:
             self.threshold = p.ire_threshold_v_per_cm[t]
         self.rev_threshold = np.minimum(p.reversible_threshold_v_per_cm[t], self.threshold)
         self.t_blood_c = float(tissues.blood.temperature_c.value)
+        # (cycle geometry, anode, cathode, voltage) -> (|E| V/cm, Joule source W/m^3 or None,
+        # current A, floating potentials, iterations, converged); least recently used first.
+        self._pair_memo: dict[tuple, tuple] = {}
+        self._pair_memo_bytes = 0
+        self.pair_memo_hits = 0
 
     # ---- construction ---------------------------------------------------------------------
     @classmethod
@@ -487,29 +498,56 @@ class IreProblem:
         solves = 0
         cycles = sorted({p.cycle for p in pairs})
         progress.start("IRE field", total=len(pairs))
+        # Pair solutions are remembered unless the coupling pass needs their full state.
+        memo = not self.settings.temperature_dependence
         for cyc in cycles:
             cprobes = [p for p in probes if p.cycle == cyc]
-            t0 = time.perf_counter()
-            nonlinear = self.settings.conductivity_model != "constant"
-            basis = self.unit_basis(cprobes, BASIS_START_RTOL if nonlinear else BASIS_RTOL)
-            solves += len(cprobes) - 1
-            self.last_solver_times = basis.solver.solve_seconds
-            self.last_solver_iterations = basis.solver.iterations
-            timings["basis_s"] += time.perf_counter() - t0
+            geometry = tuple(
+                (p.id, tuple(p.tip_lps_mm), tuple(p.direction_lps), p.exposure_mm, p.diameter_mm)
+                for p in cprobes
+            )
+            basis: UnitBasis | None = None
             for pair in (p for p in pairs if p.cycle == cyc):
-                t0 = time.perf_counter()
-                f, sig, v, ip, its, ok, ns = self._solve_pair(basis, pair)
-                solves += ns
-                timings["pairs_s"] += time.perf_counter() - t0
-                emag = np.sqrt(np.einsum("ij,ij->j", f, f)) / 100.0
+                key = (geometry, pair.anode, pair.cathode, float(pair.voltage_v))
+                hit = self._pair_memo.pop(key, None) if memo else None
+                if hit is not None:
+                    self._pair_memo[key] = hit  # most recently used last
+                    self.pair_memo_hits += 1
+                    emag, q, cur, fl, its, ok = hit
+                else:
+                    if basis is None:
+                        t0 = time.perf_counter()
+                        nonlinear = self.settings.conductivity_model != "constant"
+                        basis = self.unit_basis(
+                            cprobes, BASIS_START_RTOL if nonlinear else BASIS_RTOL
+                        )
+                        solves += len(cprobes) - 1
+                        self.last_solver_times = basis.solver.solve_seconds
+                        self.last_solver_iterations = basis.solver.iterations
+                        timings["basis_s"] += time.perf_counter() - t0
+                    t0 = time.perf_counter()
+                    f, sig, v, ip, its, ok, ns = self._solve_pair(basis, pair)
+                    solves += ns
+                    timings["pairs_s"] += time.perf_counter() - t0
+                    emag = np.sqrt(np.einsum("ij,ij->j", f, f)) / 100.0
+                    cur = float(ip[basis.index(pair.anode)])
+                    fl = {
+                        pid: float(v[i])
+                        for i, pid in enumerate(basis.probe_ids)
+                        if pid not in (pair.anode, pair.cathode)
+                    }
+                    q = (
+                        self._joule_source(basis, sig, emag, v, ip).astype(np.float32)
+                        if self.settings.thermal
+                        else None
+                    )
+                    if self.settings.thermal and self.settings.temperature_dependence:
+                        u = getattr(self, "_last_u", basis.potentials_v.T @ v)
+                        states.append((basis, pair, u, sig, v))
+                    if memo:
+                        self._remember(key, (emag, q, cur, fl, its, ok))
                 field_max = np.maximum(field_max, emag)
                 survival *= peleg_fermi_survival(emag, pair.pulses, pf)
-                cur = float(ip[basis.index(pair.anode)])
-                fl = {
-                    pid: float(v[i])
-                    for i, pid in enumerate(basis.probe_ids)
-                    if pid not in (pair.anode, pair.cathode)
-                }
                 results.append(
                     PairResult(
                         cycle=cyc,
@@ -519,17 +557,14 @@ class IreProblem:
                         current_a=cur,
                         over_limit=abs(cur) > limit,
                         nonlinear_iterations=its,
-                        floating_potentials_v=fl,
+                        floating_potentials_v=dict(fl),
                         converged=ok,
                     )
                 )
                 if keep_pair_fields:
                     pair_fields.append(self.op.to_grid(emag.astype(np.float32)))
-                if self.settings.thermal:
-                    sources.append((pair, self._joule_source(basis, sig, emag, v, ip)))
-                    if self.settings.temperature_dependence:
-                        u = getattr(self, "_last_u", basis.potentials_v.T @ v)
-                        states.append((basis, pair, u, sig, v))
+                if q is not None:
+                    sources.append((pair, q))
                 progress.advance()
         progress.finish()
         t_max = omega = None
@@ -596,6 +631,16 @@ class IreProblem:
         if omega is not None:
             warnings.extend(self._thermal_warnings(result))
         return result
+
+    def _remember(self, key: tuple, entry: tuple) -> None:
+        size = sum(a.nbytes for a in entry[:2] if a is not None)
+        if size > PAIR_MEMO_BYTES:
+            return
+        self._pair_memo[key] = entry
+        self._pair_memo_bytes += size
+        while self._pair_memo_bytes > PAIR_MEMO_BYTES:
+            old = self._pair_memo.pop(next(iter(self._pair_memo)))
+            self._pair_memo_bytes -= sum(a.nbytes for a in old[:2] if a is not None)
 
     # ---- Joule heating --------------------------------------------------------------------
     def _joule_source(
