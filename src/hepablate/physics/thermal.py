@@ -122,6 +122,7 @@ class PennesSolver:
         self._k = self.op.matrix(k_w_per_m_k)
         self._cache: dict[float, tuple[sp.csr_matrix, np.ndarray]] = {}
         self.iterations: list[int] = []
+        self._coupling: np.ndarray | None = None
 
     def _system(self, dt_s: float) -> tuple[sp.csr_matrix, np.ndarray]:
         if dt_s not in self._cache:
@@ -143,8 +144,9 @@ class PennesSolver:
             rhs = rhs + q_w_per_m3 * self.vol
         if self.fixed.any():
             # Couplings of free cells to fixed cells move to the right-hand side.
-            coupling = self._k @ np.where(self.fixed, self.t_blood_c, 0.0)
-            rhs = np.where(self.fixed, self.t_blood_c, rhs - coupling)
+            if self._coupling is None:
+                self._coupling = self._k @ np.where(self.fixed, self.t_blood_c, 0.0)
+            rhs = np.where(self.fixed, self.t_blood_c, rhs - self._coupling)
         x, its = pcg_csr(m, inv_diag, rhs, t_c, rtol=1e-8, max_iter=500)
         self.iterations.append(its)
         return x
