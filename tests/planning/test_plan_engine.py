@@ -32,3 +32,31 @@ def test_real_engine_suite(diam, margin, vgap, dgap):
     if res.plan.status == "feasible":
         assert res.plan.metrics.tumour_coverage == 1.0
         assert not any(w.code == "current_over_limit" for w in res.plan.warnings)
+
+
+@pytest.mark.slow
+def test_real_engine_angled_plan_through_narrow_window():
+    """`--allow-angled` with the real engine: a 6 mm skin window that parallel probes cannot
+    share gives converging probes, confirmed by the nonlinear solve."""
+    import numpy as np
+
+    from hepablate.placement.paths import EntryRegion
+
+    from .test_angled import WINDOW, check_angled_plan
+
+    case = _case(12.0, spacing=1.0)
+    entry = {"centre_lps_mm": WINDOW, "radius_mm": 6.0}
+    res = plan_ire(
+        case,
+        IrePlanOptions(grid_spacing_mm=1.0, monte_carlo_samples=16, entry=entry, allow_angled=True),
+    )
+    plan = res.plan
+    assert plan.probes, plan.status_reason
+    assert plan.metrics.coverage_probability is not None
+    check_angled_plan(case, plan, EntryRegion(WINDOW, 6.0))
+    dirs = np.array([p.direction_lps for p in plan.probes])
+    assert not np.allclose(dirs, dirs[0], atol=1e-5)
+    if plan.status == "feasible":
+        assert plan.metrics.target_coverage >= 0.99 and plan.metrics.tumour_coverage == 1.0
+    else:
+        assert plan.status_reason
