@@ -136,8 +136,15 @@ class PennesSolver:
             self._cache[dt_s] = (m, 1.0 / m.diagonal())
         return self._cache[dt_s]
 
-    def step(self, t_c: np.ndarray, q_w_per_m3: np.ndarray | None, dt_s: float) -> np.ndarray:
-        """Advance temperature `t_c` by `dt_s` with source `q_w_per_m3` (constant in the step)."""
+    def step(
+        self,
+        t_c: np.ndarray,
+        q_w_per_m3: np.ndarray | None,
+        dt_s: float,
+        guess: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Advance temperature `t_c` by `dt_s` with source `q_w_per_m3` (constant in the step).
+        `guess` (optional) starts the iterative solve (default: `t_c`)."""
         m, inv_diag = self._system(dt_s)
         rhs = self.cap / dt_s * t_c + self.perf * self.t_blood_c
         if q_w_per_m3 is not None:
@@ -147,6 +154,7 @@ class PennesSolver:
             if self._coupling is None:
                 self._coupling = self._k @ np.where(self.fixed, self.t_blood_c, 0.0)
             rhs = np.where(self.fixed, self.t_blood_c, rhs - self._coupling)
-        x, its = pcg_csr(m, inv_diag, rhs, t_c, rtol=1e-8, max_iter=500)
+        x0 = t_c if guess is None else guess
+        x, its = pcg_csr(m, inv_diag, rhs, x0, rtol=1e-8, max_iter=500)
         self.iterations.append(its)
         return x

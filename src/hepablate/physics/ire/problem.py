@@ -715,12 +715,18 @@ class IreProblem:
         omega = np.zeros(sub_cells.size)
         ends: list[np.ndarray] = []
 
+        prev: np.ndarray | None = None
+
         def advance(q: np.ndarray | None, duration: float) -> None:
-            nonlocal temp, t_max, omega
+            nonlocal temp, t_max, omega, prev
             steps = max(1, int(np.ceil(duration / dt_max)))
             dt = duration / steps
-            for _ in range(steps):
-                temp = solver.step(temp, q, dt)
+            for i in range(steps):
+                # Within a train (same source, same step) the temperature changes smoothly:
+                # the linear extrapolation of the last two steps starts the solve closer.
+                guess = 2.0 * temp - prev if (i > 0 and prev is not None) else None
+                prev = temp
+                temp = solver.step(temp, q, dt, guess)
                 t_max = np.maximum(t_max, temp)
                 omega = omega + np.maximum(arrhenius_rate_per_s(temp, arr) - base_rate, 0) * dt
 
