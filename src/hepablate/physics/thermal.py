@@ -11,95 +11,22 @@ analytic Gaussian solution with perfusion).
 
 from __future__ import annotations
 
-import numba as nb
 import numpy as np
-import scipy.sparse as sp
 
-from hepablate.physics.kernels import _variant, use_parallel
 from hepablate.physics.solvers import FvOperator
+from hepablate.physics.stencil import StencilSystem
 
-
-# ---- Jacobi-preconditioned CG on the CSR system, fused kernels (numba) --------------------
-def _matvec_dot_py(indptr, indices, data, x, y):
-    """y = A x; returns x . y."""
-    s = 0.0
-    for i in nb.prange(x.size):
-        v = 0.0
-        for jj in range(indptr[i], indptr[i + 1]):
-            v += data[jj] * x[indices[jj]]
-        y[i] = v
-        s += v * x[i]
-    return s
-
-
-def _update_py(x, r, z, p, q, inv_diag, alpha):
-    """x += alpha p; r -= alpha q; z = r / diag; returns (r . z, r . r)."""
-    s1 = 0.0
-    s2 = 0.0
-    for i in nb.prange(x.size):
-        x[i] += alpha * p[i]
-        rv = r[i] - alpha * q[i]
-        r[i] = rv
-        zv = rv * inv_diag[i]
-        z[i] = zv
-        s1 += rv * zv
-        s2 += rv * rv
-    return s1, s2
-
-
-def _direction_py(p, z, beta):
-    for i in nb.prange(p.size):
-        p[i] = z[i] + beta * p[i]
-
-
-_KERNELS = {
-    par: tuple(
-        nb.njit(parallel=par, cache=True)(_variant(f, "_par" if par else "_ser"))
-        for f in (_matvec_dot_py, _update_py, _direction_py)
-    )
-    for par in (False, True)
-}
-
-#: Systems with fewer cells use the serial kernels.
+#: Boxes with fewer cells use the serial kernels.
 PARALLEL_MIN_CELLS = 32768
 
 
-def pcg_csr(
-    m: sp.csr_matrix,
-    inv_diag: np.ndarray,
-    rhs: np.ndarray,
-    x0: np.ndarray,
-    rtol: float,
-    max_iter: int,
-) -> tuple[np.ndarray, int]:
-    """Jacobi-preconditioned CG for the symmetric positive definite CSR matrix `m`, stopped
-    when ||r|| <= rtol ||rhs|| (the criterion of `scipy.sparse.linalg.cg`); returns
-    (x, iterations). Raises RuntimeError if it does not converge in `max_iter`."""
-    matvec_dot, update, direction = _KERNELS[use_parallel(rhs.size, PARALLEL_MIN_CELLS)]
-    indptr, indices, data = m.indptr, m.indices, m.data
-    x = np.array(x0, dtype=np.float64, copy=True)
-    q = np.empty_like(x)
-    matvec_dot(indptr, indices, data, x, q)
-    r = rhs - q
-    z = r * inv_diag
-    p = z.copy()
-    rz = float(np.dot(r, z))
-    tol = rtol * (float(np.sqrt(np.dot(rhs, rhs))) or 1.0)
-    if np.sqrt(np.dot(r, r)) <= tol:
-        return x, 0
-    for it in range(1, max_iter + 1):
-        pq = matvec_dot(indptr, indices, data, p, q)
-        alpha = rz / pq
-        rz_new, rr = update(x, r, z, p, q, inv_diag, alpha)
-        if np.sqrt(rr) <= tol:
-            return x, it
-        direction(p, z, rz_new / rz)
-        rz = rz_new
-    raise RuntimeError(f"Pennes solver did not converge in {max_iter} iterations")
-
-
 class PennesSolver:
-    """Implicit-Euler time stepping of the Pennes equation on `active` cells (k, j, i)."""
+    """Implicit-Euler time stepping of the Pennes equation on `active` cells (k, j, i).
+
+    Each step solves the finite-volume system matrix-free on the grid (`StencilSystem`:
+    Jacobi-preconditioned CG in fused numba kernels, stopped at a residual of 1e-8 of the
+    right-hand side). Fixed cells are decoupled: their neighbours see T_b through the
+    right-hand side."""
 
     def __init__(
         self,
@@ -119,21 +46,42 @@ class PennesSolver:
         self.fixed = np.zeros(self.op.n, bool) if fixed is None else fixed
         self.t_blood_c = float(t_blood_c)
         self.vol = vol
-        self._k = self.op.matrix(k_w_per_m_k)
-        self._cache: dict[float, tuple[sp.csr_matrix, np.ndarray]] = {}
+        self.shape = active.shape
+        cells = self.op.cells
+        kg = np.zeros(self.shape)
+        kg.ravel()[cells] = k_w_per_m_k
+        fixed_g = np.zeros(self.shape, bool)
+        fixed_g.ravel()[cells] = self.fixed
+        ksum = np.zeros(self.shape)
+        coupling = np.zeros(self.shape)
+        faces = []
+        for ax in (2, 1, 0):
+            lo = [slice(None)] * 3
+            hi = [slice(None)] * 3
+            lo[ax] = slice(None, -1)
+            hi[ax] = slice(1, None)
+            lo_, hi_ = tuple(lo), tuple(hi)
+            a, b = kg[lo_], kg[hi_]
+            # Harmonic-mean face conductance (W/K), as `FvOperator.face_conductance`; zero
+            # where either side is outside the active cells.
+            g = h_m * 2.0 * a * b / np.maximum(a + b, 1e-300)
+            ksum[lo_] += g
+            ksum[hi_] += g
+            coupling[lo_] += g * fixed_g[hi_]
+            coupling[hi_] += g * fixed_g[lo_]
+            faces.append(g * ~(fixed_g[lo_] | fixed_g[hi_]))
+        self._faces = tuple(faces)  # fx, fy, fz
+        self._ksum = ksum.ravel()[cells]
+        self._coupling = coupling.ravel()[cells] * self.t_blood_c
+        self._cache: dict[float, StencilSystem] = {}
         self.iterations: list[int] = []
-        self._coupling: np.ndarray | None = None
 
-    def _system(self, dt_s: float) -> tuple[sp.csr_matrix, np.ndarray]:
+    def _system(self, dt_s: float) -> StencilSystem:
         if dt_s not in self._cache:
-            diag = self.cap / dt_s + self.perf
-            m = (self._k + sp.diags(diag)).tocsr()
-            # Fixed cells: identity rows, decoupled (their neighbours see T_b through the rhs).
-            if self.fixed.any():
-                keep = sp.diags((~self.fixed).astype(float))
-                m = (keep @ m @ keep + sp.diags(self.fixed.astype(float))).tocsr()
-            m.sort_indices()
-            self._cache[dt_s] = (m, 1.0 / m.diagonal())
+            diag = np.ones(self.shape)
+            d = self._ksum + self.cap / dt_s + self.perf
+            diag.ravel()[self.op.cells] = np.where(self.fixed, 1.0, d)
+            self._cache[dt_s] = StencilSystem(diag, *self._faces)
         return self._cache[dt_s]
 
     def step(
@@ -145,16 +93,18 @@ class PennesSolver:
     ) -> np.ndarray:
         """Advance temperature `t_c` by `dt_s` with source `q_w_per_m3` (constant in the step).
         `guess` (optional) starts the iterative solve (default: `t_c`)."""
-        m, inv_diag = self._system(dt_s)
+        system = self._system(dt_s)
         rhs = self.cap / dt_s * t_c + self.perf * self.t_blood_c
         if q_w_per_m3 is not None:
             rhs = rhs + q_w_per_m3 * self.vol
-        if self.fixed.any():
-            # Couplings of free cells to fixed cells move to the right-hand side.
-            if self._coupling is None:
-                self._coupling = self._k @ np.where(self.fixed, self.t_blood_c, 0.0)
-            rhs = np.where(self.fixed, self.t_blood_c, rhs - self._coupling)
-        x0 = t_c if guess is None else guess
-        x, its = pcg_csr(m, inv_diag, rhs, x0, rtol=1e-8, max_iter=500)
+        rhs = np.where(self.fixed, self.t_blood_c, rhs + self._coupling)
+        cells = self.op.cells
+        rhs_g = np.zeros(self.shape)
+        rhs_g.ravel()[cells] = rhs
+        x0 = np.zeros(self.shape)
+        x0.ravel()[cells] = t_c if guess is None else guess
+        x, its = system.solve(
+            rhs_g, x0, rtol=1e-8, max_iter=500, name="Pennes", min_parallel=PARALLEL_MIN_CELLS
+        )
         self.iterations.append(its)
-        return x
+        return x.ravel()[cells]

@@ -22,88 +22,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numba as nb
 import numpy as np
 
-from hepablate.physics.kernels import _variant, use_parallel
-
-
-def _matvec_dot_py(x, diag, fx, fy, fz, y):
-    """y = A x; returns x . y."""
-    nk, nj, ni = x.shape
-    acc = np.zeros(nk)
-    for k in nb.prange(nk):
-        s = 0.0
-        for j in range(nj):
-            for i in range(ni):
-                v = diag[k, j, i] * x[k, j, i]
-                if i > 0:
-                    v -= fx[k, j, i - 1] * x[k, j, i - 1]
-                if i < ni - 1:
-                    v -= fx[k, j, i] * x[k, j, i + 1]
-                if j > 0:
-                    v -= fy[k, j - 1, i] * x[k, j - 1, i]
-                if j < nj - 1:
-                    v -= fy[k, j, i] * x[k, j + 1, i]
-                if k > 0:
-                    v -= fz[k - 1, j, i] * x[k - 1, j, i]
-                if k < nk - 1:
-                    v -= fz[k, j, i] * x[k + 1, j, i]
-                y[k, j, i] = v
-                s += v * x[k, j, i]
-        acc[k] = s
-    return acc.sum()
-
-
-def _update_py(x, r, z, p, q, inv_diag, alpha):
-    """x += alpha p; r -= alpha q; z = r / diag; returns (r . z, r . r)."""
-    nk, nj, ni = x.shape
-    acc_rz = np.zeros(nk)
-    acc_rr = np.zeros(nk)
-    for k in nb.prange(nk):
-        s1 = 0.0
-        s2 = 0.0
-        for j in range(nj):
-            for i in range(ni):
-                x[k, j, i] += alpha * p[k, j, i]
-                rv = r[k, j, i] - alpha * q[k, j, i]
-                r[k, j, i] = rv
-                zv = rv * inv_diag[k, j, i]
-                z[k, j, i] = zv
-                s1 += rv * zv
-                s2 += rv * rv
-        acc_rz[k] = s1
-        acc_rr[k] = s2
-    return acc_rz.sum(), acc_rr.sum()
-
-
-def _direction_py(p, z, beta):
-    nk, nj, ni = p.shape
-    for k in nb.prange(nk):
-        for j in range(nj):
-            for i in range(ni):
-                p[k, j, i] = z[k, j, i] + beta * p[k, j, i]
-
-
-#: Grids smaller than this (voxels) use the serial kernels: thread start-up and barriers cost
-#: more than they save on small grids.
-_KERNELS = {
-    par: tuple(
-        nb.njit(parallel=par, cache=True)(_variant(f, "_par" if par else "_ser"))
-        for f in (_matvec_dot_py, _update_py, _direction_py)
-    )
-    for par in (False, True)
-}
+from hepablate.physics.stencil import StencilSystem
 
 
 @dataclass
-class DiffusionOperator:
+class DiffusionOperator(StencilSystem):
     """The assembled (matrix-free) diffusion operator on one grid."""
 
-    diag: np.ndarray
-    fx: np.ndarray
-    fy: np.ndarray
-    fz: np.ndarray
     spacing_mm: float
 
     @classmethod
@@ -140,39 +67,17 @@ class DiffusionOperator:
             f *= both
         return cls(diag, fx, fy, fz, spacing_mm)
 
-    def apply(self, x: np.ndarray) -> np.ndarray:
-        y = np.empty_like(x)
-        _KERNELS[use_parallel(x.size)][0](x, self.diag, self.fx, self.fy, self.fz, y)
-        return y
-
     def solve(
         self,
         rhs: np.ndarray,
         x0: np.ndarray | None = None,
         rtol: float = 1e-6,
         max_iter: int = 5000,
+        name: str = "light",
+        min_parallel: int | None = None,
     ) -> tuple[np.ndarray, int]:
         """Solve A x = rhs by Jacobi-preconditioned CG; returns (x, iterations)."""
-        x = np.zeros_like(rhs) if x0 is None else x0.copy()
-        _matvec_dot, _update, _direction = _KERNELS[use_parallel(rhs.size)]
-        inv_diag = 1.0 / self.diag
-        r = rhs - self.apply(x)
-        z = r * inv_diag
-        p = z.copy()
-        q = np.empty_like(x)
-        rz = float(np.vdot(r, z))
-        bnorm = float(np.sqrt(np.vdot(rhs, rhs))) or 1.0
-        if np.sqrt(np.vdot(r, r)) <= rtol * bnorm:
-            return x, 0
-        for it in range(1, max_iter + 1):
-            pq = _matvec_dot(p, self.diag, self.fx, self.fy, self.fz, q)
-            alpha = rz / pq
-            rz_new, rr = _update(x, r, z, p, q, inv_diag, alpha)
-            if np.sqrt(rr) <= rtol * bnorm:
-                return x, it
-            _direction(p, z, rz_new / rz)
-            rz = rz_new
-        raise RuntimeError(f"light solver did not converge in {max_iter} iterations")
+        return super().solve(rhs, x0, rtol, max_iter, name, min_parallel)
 
 
 def point_source(
