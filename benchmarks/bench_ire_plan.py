@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import resource
 import time
 
 
@@ -61,6 +62,8 @@ def main() -> None:
             "tumour_coverage": m.tumour_coverage,
             "min_margin_mm": m.min_margin_mm,
             "coverage_probability": m.coverage_probability,
+            # Peak resident memory of the process so far (cumulative over the sizes run).
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
             "max_current_a": max(
                 (p.predicted_current_a or 0 for p in res.plan.pairs), default=None
             ),
@@ -74,6 +77,9 @@ def main() -> None:
                     "repairs",
                     "fast_choice_confirmed",
                     "search_attempts",
+                    "split_train_trials",
+                    "raises_refused_thermal",
+                    "large_target",
                 )
             },
         }
