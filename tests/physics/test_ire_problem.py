@@ -209,3 +209,34 @@ def test_remembered_pair_solutions_give_the_same_result():
     np.testing.assert_array_equal(res.field_max_v_per_cm, fresh.field_max_v_per_cm)
     np.testing.assert_array_equal(res.temperature_max_c, fresh.temperature_max_c)
     assert [r.current_a for r in res.pair_results] == [r.current_a for r in fresh.pair_results]
+
+
+def test_serial_and_parallel_kernels_agree(monkeypatch):
+    """Whether the kernels run in parallel depends on the grid size and the machine's load;
+    the answer must not (fixed-chunk reductions): same zone, currents to 1e-9, temperatures
+    (stored in float32) to 1e-4 degC."""
+    import hepablate.optimize.surrogate
+    import hepablate.physics.ire.nonlinear
+    import hepablate.physics.multigrid
+    import hepablate.physics.stencil
+
+    modules = (
+        hepablate.physics.multigrid,
+        hepablate.physics.ire.nonlinear,
+        hepablate.physics.stencil,
+        hepablate.optimize.surrogate,
+    )
+    probes = parallel_probes(14, 10, 20, n=3)
+    pairs = [_pair("P1", "P2", 2000.0), _pair("P2", "P3", 2400.0)]
+    out = []
+    for par in (False, True):
+        for m in modules:
+            monkeypatch.setattr(m, "use_parallel", lambda n, min_voxels=0, par=par: par)
+        prob = block_problem((44, 44, 44), 1.0, model="nonlinear", thermal=True)
+        out.append(prob.simulate(probes, pairs))
+    a, b = out
+    np.testing.assert_array_equal(a.zone, b.zone)
+    np.testing.assert_allclose(a.field_max_v_per_cm, b.field_max_v_per_cm, rtol=1e-5)
+    np.testing.assert_allclose(a.temperature_max_c, b.temperature_max_c, rtol=0, atol=1e-4)
+    for ra, rb in zip(a.pair_results, b.pair_results, strict=True):
+        assert ra.current_a == pytest.approx(rb.current_a, rel=1e-9)
