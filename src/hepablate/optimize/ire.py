@@ -562,6 +562,7 @@ class IrePlanner:
         self._cycle_cache: dict[tuple, Any] = {}
         self.blocked: dict[str, int] = {}
         self._path_cache: dict[tuple, Any] = {}
+        self._fit_cache: dict[tuple, tuple[float, Layout2D]] = {}
         # Whether a single placement fits the target by the zone-reach estimate (paths
         # aside): if not, the target is large (see `run`).
         self.single_placement_fits = False
@@ -919,9 +920,17 @@ class IrePlanner:
         pts2 = cell * 2.0
         tpts2 = np.unique(np.round(tuv / 2.0).astype(int), axis=0) * 2.0 if len(tuv) else None
         tw = self.tumour_weight
+        pts_key = (pts2.tobytes(), None if tpts2 is None else tpts2.tobytes())
 
         def fit(n: int, s: float, rot: float) -> tuple[float, Layout2D]:
-            return _fit_layout(pts2, n, s, rot, smax, tpts2, tw, self.pair_max_mm)
+            # The search meets the same fits again in later rounds (other reach estimates,
+            # the next candidate): remembered.
+            key = (pts_key, n, float(s), float(rot), smax, tw, self.pair_max_mm)
+            if key not in self._fit_cache:
+                self._fit_cache[key] = _fit_layout(
+                    pts2, n, s, rot, smax, tpts2, tw, self.pair_max_mm
+                )
+            return self._fit_cache[key]
 
         axial = self._axial_cycles(t, axial_reach)
         cov = np.cov((uv - uv.mean(axis=0)).T)

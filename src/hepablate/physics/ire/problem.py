@@ -72,7 +72,19 @@ PICARD_RTOL_FINAL = 3e-4
 #: planner confirms the same pair again when only other pairs of its cycle changed or when
 #: the trains are split (neither changes the pair's field, which does not depend on the number
 #: of pulses or on the delivery order).
-PAIR_MEMO_BYTES = 768 * 2**20
+PAIR_MEMO_BYTES = 512 * 2**20
+
+#: Memory (bytes) for remembered unit bases (`IreProblem.unit_basis`): a planner solves the
+#: basis of a cycle for its fast model and needs the same one to confirm the cycle.
+BASIS_CACHE_BYTES = 768 * 2**20
+
+
+def _geometry_key(probes: Sequence[Probe]) -> tuple:
+    """What a cycle's electrical solution depends on besides the voltages."""
+    return tuple(
+        (p.id, tuple(p.tip_lps_mm), tuple(p.direction_lps), p.exposure_mm, p.diameter_mm)
+        for p in probes
+    )
 
 
 @dataclass
@@ -114,6 +126,16 @@ class UnitBasis:
     @property
     def probe_ids(self) -> list[str]:
         return [p.id for p in self.probes]
+
+    def nbytes(self) -> int:
+        """Approximate memory held (arrays of the basis and of its solver's levels)."""
+
+        def arrays(obj: object) -> int:
+            return sum(v.nbytes for v in vars(obj).values() if isinstance(v, np.ndarray))
+
+        total = self.fields_v_per_m.nbytes + self.potentials_v.nbytes + self.node_currents_a.nbytes
+        total += arrays(self.solver) + sum(arrays(lev) for lev in self.solver.levels)
+        return total + sum(a.nbytes for a in self.solver._g64)
 
     def index(self, probe_id: str) -> int:
         try:
@@ -216,6 +238,9 @@ class IreProblem:
         self._pair_memo: dict[tuple, tuple] = {}
         self._pair_memo_bytes = 0
         self.pair_memo_hits = 0
+        self._basis_cache: dict[tuple, tuple[UnitBasis, int]] = {}
+        self._basis_cache_bytes = 0
+        self.basis_cache_hits = 0
 
     # ---- construction ---------------------------------------------------------------------
     @classmethod
@@ -282,10 +307,38 @@ class IreProblem:
             probes, pairs, grid=self.grid, body=self.active, devices=self.devices, source=source
         )
 
-    def unit_basis(self, probes: list[Probe], rtol: float = BASIS_RTOL) -> UnitBasis:
-        """Constant-conductivity unit solutions for `probes` (N - 1 linear solves)."""
+    def _default_basis_rtol(self) -> float:
+        # The nonlinear solve uses the basis only as its start (see BASIS_START_RTOL).
+        if self.settings.conductivity_model == "constant":
+            return BASIS_RTOL
+        return BASIS_START_RTOL
+
+    def unit_basis(self, probes: list[Probe], rtol: float | None = None) -> UnitBasis:
+        """Constant-conductivity unit solutions for `probes` (N - 1 linear solves), solved to
+        `rtol` (default: the tolerance `simulate` uses, so that a planner's fast-model basis
+        serves the confirmation of the same cycle). Recent bases are remembered (up to
+        BASIS_CACHE_BYTES); a remembered basis equals a fresh one (its solver is reset by
+        every nonlinear solve before use)."""
         if len(probes) < 2:
             raise InputError("at least two probes are needed", field="probes")
+        rtol = self._default_basis_rtol() if rtol is None else float(rtol)
+        key = (_geometry_key(probes), rtol)
+        hit = self._basis_cache.pop(key, None)
+        if hit is not None:
+            self._basis_cache[key] = hit  # most recently used last
+            self.basis_cache_hits += 1
+            return hit[0]
+        basis = self._unit_basis(probes, rtol)
+        size = basis.nbytes()
+        if size <= BASIS_CACHE_BYTES:
+            self._basis_cache[key] = (basis, size)
+            self._basis_cache_bytes += size
+            while self._basis_cache_bytes > BASIS_CACHE_BYTES:
+                k0 = next(iter(self._basis_cache))
+                self._basis_cache_bytes -= self._basis_cache.pop(k0)[1]
+        return basis
+
+    def _unit_basis(self, probes: list[Probe], rtol: float) -> UnitBasis:
         validate_ire_plan(probes, [], grid=self.grid, body=self.active, devices=self.devices)
         t0 = time.perf_counter()
         el = build_electrodes(self.grid, self.op.index, self._segments(probes))
@@ -502,10 +555,7 @@ class IreProblem:
         memo = not self.settings.temperature_dependence
         for cyc in cycles:
             cprobes = [p for p in probes if p.cycle == cyc]
-            geometry = tuple(
-                (p.id, tuple(p.tip_lps_mm), tuple(p.direction_lps), p.exposure_mm, p.diameter_mm)
-                for p in cprobes
-            )
+            geometry = _geometry_key(cprobes)
             basis: UnitBasis | None = None
             for pair in (p for p in pairs if p.cycle == cyc):
                 key = (geometry, pair.anode, pair.cathode, float(pair.voltage_v))
@@ -517,11 +567,10 @@ class IreProblem:
                 else:
                     if basis is None:
                         t0 = time.perf_counter()
-                        nonlinear = self.settings.conductivity_model != "constant"
-                        basis = self.unit_basis(
-                            cprobes, BASIS_START_RTOL if nonlinear else BASIS_RTOL
-                        )
-                        solves += len(cprobes) - 1
+                        hits = self.basis_cache_hits
+                        basis = self.unit_basis(cprobes)
+                        if self.basis_cache_hits == hits:
+                            solves += len(cprobes) - 1
                         self.last_solver_times = basis.solver.solve_seconds
                         self.last_solver_iterations = basis.solver.iterations
                         timings["basis_s"] += time.perf_counter() - t0
