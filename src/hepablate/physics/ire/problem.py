@@ -76,7 +76,7 @@ PAIR_MEMO_BYTES = 512 * 2**20
 
 #: Memory (bytes) for remembered unit bases (`IreProblem.unit_basis`): a planner solves the
 #: basis of a cycle for its fast model and needs the same one to confirm the cycle.
-BASIS_CACHE_BYTES = 768 * 2**20
+BASIS_CACHE_BYTES = 640 * 2**20
 
 
 def _geometry_key(probes: Sequence[Probe]) -> tuple:
