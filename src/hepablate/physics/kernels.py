@@ -4,6 +4,7 @@ separate cache entries for the serial and parallel compilations of one kernel.""
 from __future__ import annotations
 
 import os
+import time
 import types
 from contextlib import AbstractContextManager
 
@@ -15,18 +16,52 @@ PARALLEL_MIN_VOXELS = 200_000
 _CPUS = os.cpu_count() or 1
 
 
+def _own_running_threads() -> int:
+    n = 0
+    try:
+        for task in os.listdir("/proc/self/task"):
+            with open(f"/proc/self/task/{task}/stat") as f:
+                # State follows the command name, which is in parentheses.
+                if f.read().rsplit(")", 1)[1].split()[0] == "R":
+                    n += 1
+    except OSError:
+        return 0
+    return n
+
+
+def _others_running() -> float:
+    """Threads of other processes ready to run now: the kernel's instantaneous count
+    (/proc/loadavg) less this process's own; elsewhere the 1-minute load average."""
+    try:
+        with open("/proc/loadavg") as f:
+            running = int(f.read().split()[3].split("/")[0])
+        return max(running - _own_running_threads(), 0)
+    except (OSError, ValueError, IndexError):
+        try:
+            return os.getloadavg()[0]
+        except OSError:
+            return 0.0
+
+
+#: How long (s) a decision about the machine's load is kept (it is asked for every kernel call).
+_LOAD_TTL_S = 0.5
+_load_state = [-1.0, 0.0]  # time of the last look, others running then
+
+
 def use_parallel(n_voxels: int, min_voxels: int = PARALLEL_MIN_VOXELS) -> bool:
     """Parallel kernels only on large grids and when the cores are not already busy: with
     the machine oversubscribed, the threads of a parallel kernel wait at its barriers and a
     step costs several times the serial one (measured on the shared 2-core machine:
-    25 s instead of 7.5 s for the 1 M-voxel benchmark at load average 7)."""
+    25 s instead of 7.5 s for the 1 M-voxel benchmark at load average 7). Busy means more
+    than half the cores taken by other processes' threads; this process's own threads do not
+    count (with the 1-minute load average they did: a run alone on 2 cores pushed it to 2.5
+    and switched itself to the serial kernels)."""
     if n_voxels < min_voxels:
         return False
-    try:
-        load = os.getloadavg()[0]
-    except OSError:
-        return True
-    return load < _CPUS + 0.5
+    now = time.monotonic()
+    if now - _load_state[0] > _LOAD_TTL_S:
+        _load_state[0], _load_state[1] = now, _others_running()
+    return _load_state[1] <= _CPUS / 2
 
 
 def _variant(f, suffix: str):
