@@ -1,8 +1,9 @@
 """Benchmark: the issue-4 acceptance suite with the real engine, one JSON line per case.
 
-The same phantoms as `tests/planning/test_plan_engine.py` (tumours 1 to 3.5 cm, 5 and 10 mm
-margins, next to or away from a portal-vein branch and a bile duct), planned on the default
-1 mm grid; prints status, coverage, the number of cycles and pairs, and the wall time.
+The phantoms of `hepablate.phantoms.IRE_PLANNING_SUITE`, as in
+`tests/planning/test_plan_engine.py` (tumours 1 to 3.5 cm, 5 and 10 mm margins, next to or
+away from a portal-vein branch and a bile duct), planned on the default 1 mm grid; prints
+status, coverage, the number of cycles and pairs, and the wall time.
 
     .venv/bin/python benchmarks/bench_ire_suite.py
 """
@@ -13,57 +14,13 @@ import json
 import platform
 import time
 
-SUITE = [
-    # (diameter mm, margin mm, vessel gap mm or None, duct gap mm or None)
-    (10.0, 5.0, None, None),
-    (10.0, 10.0, 0.0, None),
-    (20.0, 5.0, 0.0, 2.0),
-    (20.0, 10.0, None, None),
-    (30.0, 5.0, 0.0, None),
-    (35.0, 5.0, None, 2.0),
-]
-
-
-def case_for(diameter_mm, margin_mm, vessel_gap_mm, duct_gap_mm, spacing=1.0):
-    from hepablate.phantoms import PhantomSpec, TubeSpec, TumourSpec, build_phantom
-
-    tubes = []
-    if vessel_gap_mm is not None:
-        tubes.append(
-            TubeSpec(
-                name="portal_vein",
-                radius_mm=4.0,
-                direction=(0, 0, 1),
-                side=(1, 0, 0),
-                gap_mm=vessel_gap_mm,
-            )
-        )
-    if duct_gap_mm is not None:
-        tubes.append(
-            TubeSpec(
-                name="bile_duct",
-                radius_mm=2.0,
-                direction=(0, 0, 1),
-                side=(0, 1, 0),
-                gap_mm=duct_gap_mm,
-            )
-        )
-    return build_phantom(
-        PhantomSpec(
-            spacing_mm=(spacing,) * 3,
-            fov_mm=(220.0, 170.0, 110.0),
-            tumours=[TumourSpec(id="T1", centre_lps_mm=(-45.0, 0.0, 0.0), diameter_mm=diameter_mm)],
-            tubes=tubes,
-            margin_mm=margin_mm,
-        )
-    )
-
 
 def main() -> None:
     from hepablate.optimize import IrePlanOptions, plan_ire
+    from hepablate.phantoms import IRE_PLANNING_SUITE, build_phantom, ire_suite_spec
 
-    for diam, margin, vgap, dgap in SUITE:
-        case = case_for(diam, margin, vgap, dgap)
+    for diam, margin, vgap, dgap in IRE_PLANNING_SUITE:
+        case = build_phantom(ire_suite_spec(diam, margin, vgap, dgap, spacing_mm=1.0))
         t0 = time.perf_counter()
         res = plan_ire(case, IrePlanOptions(grid_spacing_mm=1.0, monte_carlo_samples=16))
         wall = time.perf_counter() - t0
@@ -94,7 +51,14 @@ def main() -> None:
             ),
             flush=True,
         )
-    print(json.dumps({"machine": platform.processor() or platform.machine(), "cases": len(SUITE)}))
+    print(
+        json.dumps(
+            {
+                "machine": platform.processor() or platform.machine(),
+                "cases": len(IRE_PLANNING_SUITE),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

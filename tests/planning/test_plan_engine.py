@@ -9,18 +9,11 @@ no-go structures and every pair under the current limit; an infeasible plan must
 import pytest
 
 from hepablate.optimize import IrePlanOptions, plan_ire
+from hepablate.phantoms import IRE_PLANNING_SUITE
 
 from .test_planner import _case, check_plan
 
-SUITE = [
-    # (diameter mm, margin mm, vessel gap mm or None, duct gap mm or None)
-    (10.0, 5.0, None, None),
-    (10.0, 10.0, 0.0, None),
-    (20.0, 5.0, 0.0, 2.0),
-    (20.0, 10.0, None, None),
-    (30.0, 5.0, 0.0, None),
-    (35.0, 5.0, None, 2.0),
-]
+SUITE = IRE_PLANNING_SUITE
 
 
 @pytest.mark.slow

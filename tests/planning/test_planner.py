@@ -6,41 +6,14 @@ import pytest
 from hepablate.errors import InputError
 from hepablate.evaluate import load_planning_defaults
 from hepablate.optimize import IrePlanOptions, plan_ire
-from hepablate.phantoms import PhantomSpec, TubeSpec, TumourSpec, build_phantom
+from hepablate.phantoms import build_phantom, ire_suite_spec
 from hepablate.placement.geometry import probe_spacing_mm
 from hepablate.placement.paths import PathMap
 
 
 def _case(diameter_mm, margin_mm=5.0, vessel_gap_mm=None, duct_gap_mm=None, spacing=2.0):
-    tubes = []
-    if vessel_gap_mm is not None:
-        tubes.append(
-            TubeSpec(
-                name="portal_vein",
-                radius_mm=4.0,
-                direction=(0, 0, 1),
-                side=(1, 0, 0),
-                gap_mm=vessel_gap_mm,
-            )
-        )
-    if duct_gap_mm is not None:
-        tubes.append(
-            TubeSpec(
-                name="bile_duct",
-                radius_mm=2.0,
-                direction=(0, 0, 1),
-                side=(0, 1, 0),
-                gap_mm=duct_gap_mm,
-            )
-        )
     return build_phantom(
-        PhantomSpec(
-            spacing_mm=(spacing,) * 3,
-            fov_mm=(220.0, 170.0, 110.0),
-            tumours=[TumourSpec(id="T1", centre_lps_mm=(-45.0, 0.0, 0.0), diameter_mm=diameter_mm)],
-            tubes=tubes,
-            margin_mm=margin_mm,
-        )
+        ire_suite_spec(diameter_mm, margin_mm, vessel_gap_mm, duct_gap_mm, spacing)
     )
 
 

@@ -435,34 +435,28 @@ def shortfall_groups(
         dist, nearest = d, labels[tuple(idx)]
     tumour = np.asarray(structures[target_key], bool)
     fmax = np.asarray(field_max_v_per_cm, float)
+
+    def group(name: str | None, sel: np.ndarray, dist_mm: float) -> ShortfallGroup:
+        return ShortfallGroup(
+            name,
+            float(sel.sum()) * vox_ml,
+            float((sel & tumour).sum()) * vox_ml,
+            dist_mm,
+            float(fmax[sel].min()),
+            float(fmax[sel].max()),
+        )
+
     out = []
     near = unc & (dist <= near_mm + 1e-6)
     for k, name in enumerate(names, start=1):
         sel = near & (nearest == k)
         if sel.any():
-            out.append(
-                ShortfallGroup(
-                    name,
-                    float(sel.sum()) * vox_ml,
-                    float((sel & tumour).sum()) * vox_ml,
-                    float(dist[sel].max()),
-                    float(fmax[sel].min()),
-                    float(fmax[sel].max()),
-                )
-            )
+            out.append(group(name, sel, float(dist[sel].max())))
     rest = unc & ~near
     out.sort(key=lambda g: -g.volume_ml)
     if rest.any():
-        out.append(
-            ShortfallGroup(
-                None,
-                float(rest.sum()) * vox_ml,
-                float((rest & tumour).sum()) * vox_ml,
-                float(dist[rest].min()) if np.isfinite(dist[rest]).any() else float("inf"),
-                float(fmax[rest].min()),
-                float(fmax[rest].max()),
-            )
-        )
+        finite = np.isfinite(dist[rest]).any()
+        out.append(group(None, rest, float(dist[rest].min()) if finite else float("inf")))
     return out
 
 

@@ -23,7 +23,8 @@ from hepablate.plan.model import Probe
 
 
 def _seg_potential(x: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    L = float(np.linalg.norm(b - a))
+    """At points x (..., 3) of the segments a-b ((3,) or (..., 3), broadcast)."""
+    L = np.linalg.norm(b - a, axis=-1)
     r1 = np.linalg.norm(x - a, axis=-1)
     r2 = np.linalg.norm(x - b, axis=-1)
     s = r1 + r2
@@ -107,14 +108,10 @@ def _pair_params(
     v = np.array([x[2] for x in pairs], float)
     a0, a1, c0, c1 = seg[ia, 0], seg[ia, 1], seg[ic, 0], seg[ic, 1]
 
-    def pot(x: np.ndarray, s0: np.ndarray, s1: np.ndarray) -> np.ndarray:
-        ln = np.linalg.norm(s1 - s0, axis=-1)
-        t = np.linalg.norm(x - s0, axis=-1) + np.linalg.norm(x - s1, axis=-1)
-        return np.log((t + ln) / np.maximum(t - ln, 1e-9))
-
     # Potential per unit charge at the two surface points (as `_pair_charge`).
     sa = 0.5 * (a0 + a1) + r[ia, None] * u[ia]
     sc = 0.5 * (c0 + c1) + r[ic, None] * u[ic]
+    pot = _seg_potential
     dphi = (pot(sa, a0, a1) - pot(sa, c0, c1)) - (pot(sc, a0, a1) - pot(sc, c0, c1))
     q = v / dphi
     return np.concatenate(

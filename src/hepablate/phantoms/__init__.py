@@ -1,6 +1,7 @@
 """Deterministic synthetic cases built in code (no randomness unless seeded)."""
 
 from hepablate.phantoms.builder import (
+    IRE_PLANNING_SUITE,
     BlockSpec,
     PhantomSpec,
     TubeSpec,
@@ -8,6 +9,7 @@ from hepablate.phantoms.builder import (
     build_block,
     build_phantom,
     ire_example_spec,
+    ire_suite_spec,
     laser_example_spec,
 )
 
@@ -19,5 +21,7 @@ __all__ = [
     "build_phantom",
     "build_block",
     "ire_example_spec",
+    "ire_suite_spec",
+    "IRE_PLANNING_SUITE",
     "laser_example_spec",
 ]

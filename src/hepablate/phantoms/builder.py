@@ -280,6 +280,58 @@ def ire_example_spec() -> PhantomSpec:
     )
 
 
+#: The IRE planning acceptance suite (issue 4): (tumour diameter mm, margin mm, gap to a portal
+#: vein branch mm or None, gap to a bile duct mm or None). Used by the slow planning tests and
+#: `benchmarks/bench_ire_suite.py`.
+IRE_PLANNING_SUITE: tuple[tuple[float, float, float | None, float | None], ...] = (
+    (10.0, 5.0, None, None),
+    (10.0, 10.0, 0.0, None),
+    (20.0, 5.0, 0.0, 2.0),
+    (20.0, 10.0, None, None),
+    (30.0, 5.0, 0.0, None),
+    (35.0, 5.0, None, 2.0),
+)
+
+
+def ire_suite_spec(
+    diameter_mm: float,
+    margin_mm: float = 5.0,
+    vessel_gap_mm: float | None = None,
+    duct_gap_mm: float | None = None,
+    spacing_mm: float = 2.0,
+) -> PhantomSpec:
+    """A planning-suite phantom: one tumour, optionally a portal vein branch (r 4 mm) and a
+    bile duct (r 2 mm) at the given gaps from it."""
+    tubes = []
+    if vessel_gap_mm is not None:
+        tubes.append(
+            TubeSpec(
+                name="portal_vein",
+                radius_mm=4.0,
+                direction=(0, 0, 1),
+                side=(1, 0, 0),
+                gap_mm=vessel_gap_mm,
+            )
+        )
+    if duct_gap_mm is not None:
+        tubes.append(
+            TubeSpec(
+                name="bile_duct",
+                radius_mm=2.0,
+                direction=(0, 0, 1),
+                side=(0, 1, 0),
+                gap_mm=duct_gap_mm,
+            )
+        )
+    return PhantomSpec(
+        spacing_mm=(spacing_mm,) * 3,
+        fov_mm=(220.0, 170.0, 110.0),
+        tumours=[TumourSpec(id="T1", centre_lps_mm=(-45.0, 0.0, 0.0), diameter_mm=diameter_mm)],
+        tubes=tubes,
+        margin_mm=margin_mm,
+    )
+
+
 def laser_example_spec() -> PhantomSpec:
     """Sample case (b): a 3.5 cm tumour away from major vessels (a typical laser case)."""
     return PhantomSpec(

@@ -9,6 +9,7 @@ light-diffusion model and by the Pennes bioheat step.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numba as nb
 import numpy as np
@@ -91,6 +92,9 @@ class StencilSystem:
     fy: np.ndarray
     fz: np.ndarray
 
+    #: Named in the non-convergence error.
+    solver_name: ClassVar[str] = "stencil"
+
     def apply(self, x: np.ndarray) -> np.ndarray:
         y = np.empty_like(x)
         _KERNELS[use_parallel(x.size)][0](x, self.diag, self.fx, self.fy, self.fz, y)
@@ -102,7 +106,6 @@ class StencilSystem:
         x0: np.ndarray | None = None,
         rtol: float = 1e-6,
         max_iter: int = 5000,
-        name: str = "stencil",
         min_parallel: int | None = None,
     ) -> tuple[np.ndarray, int]:
         """Solve A x = rhs by Jacobi-preconditioned CG, stopped when ||r|| <= rtol ||rhs||;
@@ -130,4 +133,4 @@ class StencilSystem:
                 return x, it
             _direction(p, z, rz_new / rz)
             rz = rz_new
-        raise RuntimeError(f"{name} solver did not converge in {max_iter} iterations")
+        raise RuntimeError(f"{self.solver_name} solver did not converge in {max_iter} iterations")

@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from hepablate.physics.solvers import FvOperator
 from hepablate.physics.stencil import StencilSystem
 
 #: Boxes with fewer cells use the serial kernels.
 PARALLEL_MIN_CELLS = 32768
+
+
+class _PennesSystem(StencilSystem):
+    solver_name = "Pennes"
 
 
 class PennesSolver:
@@ -39,15 +42,15 @@ class PennesSolver:
         fixed: np.ndarray | None = None,
     ) -> None:
         """Per-cell arrays are given on the active cells (length = active.sum())."""
-        self.op = FvOperator(active, h_m)
+        self.cells = np.flatnonzero(active.ravel())
         vol = h_m**3
         self.cap = rho_c_j_per_m3_k * vol
         self.perf = perfusion_w_per_m3_k * vol
-        self.fixed = np.zeros(self.op.n, bool) if fixed is None else fixed
+        self.fixed = np.zeros(self.cells.size, bool) if fixed is None else fixed
         self.t_blood_c = float(t_blood_c)
         self.vol = vol
         self.shape = active.shape
-        cells = self.op.cells
+        cells = self.cells
         kg = np.zeros(self.shape)
         kg.ravel()[cells] = k_w_per_m_k
         fixed_g = np.zeros(self.shape, bool)
@@ -62,7 +65,7 @@ class PennesSolver:
             hi[ax] = slice(1, None)
             lo_, hi_ = tuple(lo), tuple(hi)
             a, b = kg[lo_], kg[hi_]
-            # Harmonic-mean face conductance (W/K), as `FvOperator.face_conductance`; zero
+            # Harmonic-mean face conductance (W/K), as `solvers.FvOperator.face_conductance`; zero
             # where either side is outside the active cells.
             g = h_m * 2.0 * a * b / np.maximum(a + b, 1e-300)
             ksum[lo_] += g
@@ -73,15 +76,15 @@ class PennesSolver:
         self._faces = tuple(faces)  # fx, fy, fz
         self._ksum = ksum.ravel()[cells]
         self._coupling = coupling.ravel()[cells] * self.t_blood_c
-        self._cache: dict[float, StencilSystem] = {}
+        self._cache: dict[float, _PennesSystem] = {}
         self.iterations: list[int] = []
 
-    def _system(self, dt_s: float) -> StencilSystem:
+    def _system(self, dt_s: float) -> _PennesSystem:
         if dt_s not in self._cache:
             diag = np.ones(self.shape)
             d = self._ksum + self.cap / dt_s + self.perf
-            diag.ravel()[self.op.cells] = np.where(self.fixed, 1.0, d)
-            self._cache[dt_s] = StencilSystem(diag, *self._faces)
+            diag.ravel()[self.cells] = np.where(self.fixed, 1.0, d)
+            self._cache[dt_s] = _PennesSystem(diag, *self._faces)
         return self._cache[dt_s]
 
     def step(
@@ -98,13 +101,11 @@ class PennesSolver:
         if q_w_per_m3 is not None:
             rhs = rhs + q_w_per_m3 * self.vol
         rhs = np.where(self.fixed, self.t_blood_c, rhs + self._coupling)
-        cells = self.op.cells
+        cells = self.cells
         rhs_g = np.zeros(self.shape)
         rhs_g.ravel()[cells] = rhs
         x0 = np.zeros(self.shape)
         x0.ravel()[cells] = t_c if guess is None else guess
-        x, its = system.solve(
-            rhs_g, x0, rtol=1e-8, max_iter=500, name="Pennes", min_parallel=PARALLEL_MIN_CELLS
-        )
+        x, its = system.solve(rhs_g, x0, rtol=1e-8, max_iter=500, min_parallel=PARALLEL_MIN_CELLS)
         self.iterations.append(its)
         return x.ravel()[cells]

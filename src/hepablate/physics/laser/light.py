@@ -21,6 +21,7 @@ Reference: Jacques and Pogue 2008, J Biomed Opt 13:041302 (diffusion theory for 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -32,6 +33,7 @@ class DiffusionOperator(StencilSystem):
     """The assembled (matrix-free) diffusion operator on one grid."""
 
     spacing_mm: float
+    solver_name: ClassVar[str] = "light"
 
     @classmethod
     def build(
@@ -66,18 +68,6 @@ class DiffusionOperator(StencilSystem):
             diag[tuple(hi)] += both * (f - d[tuple(hi)] / h2)
             f *= both
         return cls(diag, fx, fy, fz, spacing_mm)
-
-    def solve(
-        self,
-        rhs: np.ndarray,
-        x0: np.ndarray | None = None,
-        rtol: float = 1e-6,
-        max_iter: int = 5000,
-        name: str = "light",
-        min_parallel: int | None = None,
-    ) -> tuple[np.ndarray, int]:
-        """Solve A x = rhs by Jacobi-preconditioned CG; returns (x, iterations)."""
-        return super().solve(rhs, x0, rtol, max_iter, name, min_parallel)
 
 
 def point_source(
