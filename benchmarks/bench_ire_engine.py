@@ -28,7 +28,7 @@ import numpy as np
 
 from hepablate.phantoms import build_phantom, ire_example_spec
 from hepablate.physics.ire import IreProblem
-from hepablate.plan.model import IrePair, IreSimulationSettings, Probe
+from hepablate.plans.model import IrePair, IreSimulationSettings, Probe
 
 
 def layout(centre: np.ndarray) -> tuple[list[Probe], list[IrePair]]:

@@ -19,7 +19,7 @@ from hepablate.anatomy.tissues import load_tissue_table
 from hepablate.devices import load_device_table
 from hepablate.phantoms import BlockSpec, build_block
 from hepablate.physics.laser.simulate import simulate_laser
-from hepablate.plan.model import Fibre, Illumination, LaserSimulationSettings
+from hepablate.plans.model import Fibre, Illumination, LaserSimulationSettings
 
 
 def _cpu_s() -> float:

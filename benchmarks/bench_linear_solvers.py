@@ -26,7 +26,7 @@ from hepablate.physics.ire.electrodes import build_electrodes
 from hepablate.physics.kernels import blas_single_thread
 from hepablate.physics.multigrid import GridMultigrid
 from hepablate.physics.solvers import SpdSolver
-from hepablate.plan.model import IreSimulationSettings
+from hepablate.plans.model import IreSimulationSettings
 
 
 def main() -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from hepablate.case.writer import write_case
 from hepablate.phantoms import build_phantom, laser_example_spec
-from hepablate.plan.model import Fibre, Illumination, LaserSimulationSettings, Plan
+from hepablate.plans.model import Fibre, Illumination, LaserSimulationSettings, Plan
 
 TUMOUR_CENTRE = (-55.0, -5.0, 0.0)
 

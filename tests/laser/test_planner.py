@@ -8,9 +8,10 @@ import numpy as np
 import pypdfium2
 import pytest
 
+from hepablate import write_outputs
 from hepablate.devices import load_device_table
 from hepablate.errors import InputError
-from hepablate.optimize.laser import LaserPlanOptions, plan_laser, plan_laser_cli
+from hepablate.optimize.laser import LaserPlanOptions, plan_laser
 from hepablate.placement.paths import PathMap
 
 from ._helpers import small_case
@@ -90,7 +91,9 @@ def test_bad_options():
 
 def test_plan_cli_outputs_and_report(case, tmp_path):
     out = tmp_path / "plan"
-    plan = plan_laser_cli(case, out=out, options=FAST)
+    plan = plan_laser(case, LaserPlanOptions(**FAST))
+    write_outputs(plan, out)
+    plan = plan.plan
     for name in (
         "plan.json",
         "zone.nii.gz",

@@ -9,12 +9,12 @@ import jsonschema
 import numpy as np
 import pytest
 
+from hepablate import evaluate
 from hepablate.anatomy.tissues import load_tissue_table
 from hepablate.devices import load_device_table
 from hepablate.imaging.images import read_image
-from hepablate.physics.laser.evaluation import evaluate_laser_plan
 from hepablate.physics.laser.simulate import simulate_laser
-from hepablate.plan.model import Fibre, Illumination, Plan
+from hepablate.plans.model import EvaluationSettings, Fibre, Illumination, Plan
 
 from ._helpers import (
     settings,
@@ -43,6 +43,15 @@ def _zone_ml(case, plan):
         devices=DEV,
     )
     return float(r.zone.sum()) * r.grid.voxel_volume_ml, r
+
+
+def evaluate_laser_plan(case, plan):
+    """`hepablate.evaluate` without the optical sensitivity and Monte Carlo parts (speed)."""
+    sim = plan.laser_simulation.model_copy(update={"optical_sensitivity": False})
+    plan = plan.model_copy(
+        update={"laser_simulation": sim, "evaluation": EvaluationSettings(monte_carlo_samples=0)}
+    )
+    return evaluate(case, plan, tissues=TISSUES, devices=DEV)
 
 
 def test_more_energy_gives_a_larger_zone(case):
@@ -76,22 +85,14 @@ def test_tip_charring_warning_depends_on_power(case):
     hot = evaluate_laser_plan(
         case,
         two_fibre_plan(power_w=7.0, duration_s=100.0),
-        tissues=TISSUES,
-        devices=DEV,
-        sensitivity=False,
-        monte_carlo_samples=0,
     )
     cool = evaluate_laser_plan(
         case,
         two_fibre_plan(power_w=0.6, duration_s=200.0),
-        tissues=TISSUES,
-        devices=DEV,
-        sensitivity=False,
-        monte_carlo_samples=0,
     )
     assert any(w.code == "tip_charring" for w in hot.plan.warnings)
     assert not any(w.code == "tip_charring" for w in cool.plan.warnings)
-    assert max(cool.result.tip_max_c.values()) < 100.0 < max(hot.result.tip_max_c.values())
+    assert max(cool.details.tip_max_c.values()) < 100.0 < max(hot.details.tip_max_c.values())
 
 
 def test_critical_structure_warning_near_gallbladder():
@@ -105,9 +106,7 @@ def test_critical_structure_warning_near_gallbladder():
         illuminations=[Illumination(fibre="F1", power_w=5.0, duration_s=400.0)],
         laser_simulation=settings(),
     )
-    ev = evaluate_laser_plan(
-        case, plan, tissues=TISSUES, devices=DEV, sensitivity=False, monte_carlo_samples=0
-    )
+    ev = evaluate_laser_plan(case, plan)
     assert any(
         w.code == "critical_thermal_damage" and "gallbladder" in w.message for w in ev.plan.warnings
     )
@@ -119,13 +118,13 @@ def test_cli_simulate_laser_plan(run_cli, tmp_path):
     plan = two_fibre_plan(duration_s=300.0)
     p = write_plan_json(tmp_path / "plan.json", plan)
     out = tmp_path / "out"
-    r = run_cli("simulate", case_dir, "--plan", p, "--out", out, "--json")
+    r = run_cli("simulate", case_dir, "--plan", p, "--out", out, "--json", "--no-report")
     assert r.code == 0, r.err
     summary = json.loads(r.out)
     assert summary["modality"] == "laser" and summary["zone_volume_ml"] > 0
     res = json.loads((out / "plan.json").read_text())
     assert res["modality"] == "laser"
-    schema = json.loads(resources.files("hepablate.plan").joinpath("plan.schema.json").read_text())
+    schema = json.loads(resources.files("hepablate.plans").joinpath("plan.schema.json").read_text())
     jsonschema.validate(res, schema)
     assert all(i["energy_j"] == pytest.approx(900.0) for i in res["illuminations"])
     m = res["metrics"]
@@ -164,7 +163,7 @@ def test_cli_simulate_laser_on_dicom_case_writes_zone_seg(run_cli, tmp_path):
     write_case(small_case(), case_dir, "dicom")
     p = write_plan_json(tmp_path / "plan.json", two_fibre_plan(duration_s=300.0))
     out = tmp_path / "out"
-    r = run_cli("simulate", case_dir, "--plan", p, "--out", out)
+    r = run_cli("simulate", case_dir, "--plan", p, "--out", out, "--no-report")
     assert r.code == 0, r.err
     segs = read_dicom_seg(out / "zone_seg.dcm")
     assert [s.name for s in segs] == ["laser ablation zone"]

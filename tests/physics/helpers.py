@@ -8,7 +8,7 @@ from hepablate.anatomy.tissues import load_tissue_table
 from hepablate.core.volume import Volume
 from hepablate.devices import load_device_table
 from hepablate.physics.ire import IreProblem
-from hepablate.plan.model import IreSimulationSettings, Probe
+from hepablate.plans.model import IreSimulationSettings, Probe
 
 
 def block_problem(

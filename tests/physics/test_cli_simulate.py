@@ -68,7 +68,16 @@ def _write(tmp_path: Path, plan: dict) -> Path:
 
 def test_simulate_writes_plan_and_images(run_cli, case_dir, tmp_path):
     out = tmp_path / "out"
-    res = run_cli("simulate", case_dir, "--plan", _write(tmp_path, _plan()), "--out", out, "--json")
+    res = run_cli(
+        "simulate",
+        case_dir,
+        "--plan",
+        _write(tmp_path, _plan()),
+        "--out",
+        out,
+        "--json",
+        "--no-report",
+    )
     assert res.code == 0, res.err
     summary = json.loads(res.out)
     plan = json.loads((out / "plan.json").read_text())

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from hepablate.devices import load_device_table
-from hepablate.plan.model import IrePair, Probe
+from hepablate.plans.model import IrePair, Probe
 
 from .helpers import block_problem, parallel_probes
 

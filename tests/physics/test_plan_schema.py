@@ -8,17 +8,17 @@ from importlib import resources
 
 import jsonschema
 
-from hepablate.plan.model import PLAN_FORMAT_VERSION, Plan
+from hepablate.plans.model import PLAN_FORMAT_VERSION, Plan
 
 REGENERATE = (
-    '.venv/bin/python -c "import json; from hepablate.plan.model import Plan; '
-    "open('src/hepablate/plan/plan.schema.json', 'w').write(json.dumps("
+    '.venv/bin/python -c "import json; from hepablate.plans.model import Plan; '
+    "open('src/hepablate/plans/plan.schema.json', 'w').write(json.dumps("
     "Plan.model_json_schema(), indent=2, sort_keys=True) + '\\\\n')\""
 )
 
 
 def _committed() -> dict:
-    return json.loads(resources.files("hepablate.plan").joinpath("plan.schema.json").read_text())
+    return json.loads(resources.files("hepablate.plans").joinpath("plan.schema.json").read_text())
 
 
 def test_committed_schema_matches_model():

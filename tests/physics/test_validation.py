@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from hepablate.errors import InputError
-from hepablate.plan.model import IrePair, Probe
+from hepablate.plans.model import IrePair, Probe
 
 from .helpers import block_problem, parallel_probes
 

@@ -13,7 +13,7 @@ import pytest
 
 from hepablate.core.volume import Volume
 from hepablate.optimize.surrogate import pair_field_v_per_cm
-from hepablate.plan.model import PlanWarning
+from hepablate.plans.model import PlanWarning
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from hepablate.evaluate import load_planning_defaults
+from hepablate.evaluation import load_planning_defaults
 from hepablate.optimize import IrePlanOptions, plan_ire
 from hepablate.optimize.ire import IrePlanner, limits_from
 from hepablate.phantoms import PhantomSpec, TubeSpec, TumourSpec, build_phantom
@@ -156,7 +156,7 @@ def test_blocked_probe_is_tilted_past_the_structure(fake_problem_factory):
 
 
 def test_exposure_spacing_and_tilts():
-    from hepablate.plan.model import Probe
+    from hepablate.plans.model import Probe
 
     def probe(tip, d):
         return Probe(id="P", tip_lps_mm=tip, direction_lps=d, exposure_mm=20.0)

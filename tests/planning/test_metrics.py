@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from hepablate.evaluate import (
+from hepablate.evaluation import (
     Criteria,
     check_criteria,
     coverage,

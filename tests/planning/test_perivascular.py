@@ -3,7 +3,7 @@ no engine at all. The real-engine cases are in test_plan_engine.py (slow)."""
 
 import numpy as np
 
-from hepablate.evaluate import load_planning_defaults
+from hepablate.evaluation import load_planning_defaults
 from hepablate.optimize import IrePlanOptions, plan_ire
 from hepablate.optimize.ire import (
     IrePlanner,

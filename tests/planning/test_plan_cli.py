@@ -183,7 +183,7 @@ def test_infeasible_plan_is_written_and_labelled(case_dir, tmp_path, capsys, fak
 def test_laser_unavailable_is_a_clear_error(case_dir, tmp_path, capsys, monkeypatch):
     import sys
 
-    monkeypatch.setitem(sys.modules, "hepablate.optimize.laser", None)
+    monkeypatch.setitem(sys.modules, "hepablate.modalities.laser", None)
     rc = main(["plan", str(case_dir), "--modality", "laser", "--out", str(tmp_path / "l")])
     assert rc == 2 and "laser planning is not available" in capsys.readouterr().err
     assert not (tmp_path / "l").exists()

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from hepablate.errors import InputError
-from hepablate.evaluate import load_planning_defaults
+from hepablate.evaluation import load_planning_defaults
 from hepablate.optimize import IrePlanOptions, plan_ire
 from hepablate.phantoms import build_phantom, ire_suite_spec
 from hepablate.placement.geometry import probe_spacing_mm

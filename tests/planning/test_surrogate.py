@@ -9,7 +9,7 @@ from hepablate.optimize.surrogate import (
     field_max_v_per_cm,
     pair_field_v_per_cm,
 )
-from hepablate.plan.model import Probe
+from hepablate.plans.model import Probe
 
 
 def _layout(rng: np.random.Generator) -> tuple[list[Probe], list[tuple[str, str, float, int]]]:

@@ -8,7 +8,7 @@ from scipy import ndimage
 from hepablate.optimize import IrePlanOptions, plan_ire
 from hepablate.optimize.ire import IrePlanner
 from hepablate.placement.geometry import active_segment, probe_spacing_mm
-from hepablate.plan.model import IrePair, PlanWarning
+from hepablate.plans.model import IrePair, PlanWarning
 
 from .conftest import FakeIreProblem
 from .test_planner import _case

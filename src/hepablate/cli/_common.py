@@ -49,3 +49,25 @@ class RichProgress:
             self._bar.stop()
             self._bar = None
             self._task = None
+
+
+def command_line(default: str) -> str:
+    """The command as typed, for provenance."""
+    return "hepablate " + " ".join(sys.argv[1:]) if len(sys.argv) > 1 else f"hepablate {default}"
+
+
+def echo_result(ev: Any, out: Any, json_out: bool) -> None:
+    """The one-line (or --json) summary of an evaluated plan that `plan` and `simulate` print."""
+    import typer
+
+    if json_out:
+        print_json({"out": str(out), **ev.summary()})
+        return
+    p = ev.plan
+    m = p.metrics
+    cov = "-" if m.target_coverage is None else f"{100 * m.target_coverage:.1f} %"
+    typer.echo(
+        f"{p.status}: target coverage {cov}, min margin {m.min_margin_mm} mm, "
+        f"zone {m.ablation_volume_ml} ml, {ev.delivery_text()}, {len(p.warnings)} warning(s); "
+        f"wrote {out}/plan.json" + (f" ({p.status_reason})" if p.status_reason else "")
+    )

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import typer
 
-from hepablate.cli._common import RichProgress, print_json
+from hepablate.cli._common import RichProgress, command_line, echo_result
 
 
 def _parse_entry(text: str | None, radius_mm: float) -> dict | None:
@@ -81,123 +80,45 @@ def register(app: typer.Typer) -> None:
         json_out: bool = typer.Option(False, "--json", help="Print a plan summary as JSON."),
     ) -> None:
         """Plan probe/fibre placement and protocol for the case's target; write plan.json,
-        zone.nii.gz, field_max_v_per_cm.nii.gz (IRE), zone_seg.dcm (DICOM cases), report.html
-        and report.pdf into OUT."""
+        zone.nii.gz, field_max_v_per_cm.nii.gz (IRE) or temperature_max_c.nii.gz, zone_seg.dcm
+        (DICOM cases), report.html and report.pdf into OUT."""
+        from hepablate import load_case, write_outputs
+        from hepablate import plan as make_plan
         from hepablate.anatomy.tissues import load_tissue_table
-        from hepablate.case import load_case
         from hepablate.devices.catalog import load_device_table
-        from hepablate.errors import InputError, input_error_from_validation
+        from hepablate.modalities import get_modality
 
-        command = "hepablate " + " ".join(sys.argv[1:]) if sys.argv else "hepablate plan"
-        if modality not in ("ire", "laser"):
-            raise InputError(f"expected 'ire' or 'laser', got '{modality}'", field="--modality")
-        case = load_case(case_dir)
-        tissues = load_tissue_table(tissues_file)
-        devices = load_device_table(devices_file)
-        if modality == "laser":
-            try:
-                from hepablate.optimize.laser import plan_laser_cli
-            except ImportError:
-                raise InputError(
-                    "laser planning is not available in this installation", field="--modality"
-                ) from None
-            from pydantic import ValidationError
+        options = get_modality(modality).options_model.model_fields
+        given = {
+            "min_probes": min_probes,
+            "max_probes": max_probes,
+            "min_fibres": min_probes,
+            "max_fibres": max_probes,
+            "min_spacing_mm": min_spacing_mm,
+            "max_spacing_mm": max_spacing_mm,
+            "allow_angled": allow_angled or None,
+            "entry": _parse_entry(entry, entry_radius_mm),
+            "safety_distance_mm": safety_mm,
+            "placement_error_mm": placement_error_mm,
+            "monte_carlo_samples": samples,
+            "robust": robust or None,
+            "grid_spacing_mm": grid_mm,
+        }
+        unsupported = [k for k, v in given.items() if v is not None and k not in options]
+        flags = {"allow_angled": "--allow-angled", "entry": "--entry", "robust": "--robust"}
+        bad = [flags[k] for k in unsupported if k in flags]
+        if bad:
+            from hepablate.errors import InputError
 
-            from hepablate.optimize.laser import LaserPlanOptions
-
-            try:
-                laser_opts = LaserPlanOptions(
-                    min_fibres=min_probes,
-                    max_fibres=max_probes,
-                    min_spacing_mm=min_spacing_mm,
-                    max_spacing_mm=max_spacing_mm,
-                    safety_distance_mm=safety_mm,
-                    placement_error_mm=placement_error_mm,
-                    monte_carlo_samples=samples,
-                    grid_spacing_mm=grid_mm,
-                )
-            except ValidationError as exc:
-                raise input_error_from_validation(exc, default_field="options") from None
-            p = plan_laser_cli(
-                case,
-                out=out,
-                options=laser_opts,
-                progress=RichProgress(),
-                tissues=tissues,
-                devices=devices,
-                command=command,
-                report=not no_report,
-            )
-            _echo(p, out, json_out)
-            return
-        from pydantic import ValidationError
-
-        from hepablate.core.output import atomic_output_dir
-        from hepablate.optimize.ire import IrePlanOptions, plan_ire, search_threshold_v_per_cm
-        from hepablate.plan.model import IreSimulationSettings
-        from hepablate.report.ire import write_ire_outputs
-
-        try:
-            opts = IrePlanOptions(
-                min_probes=min_probes,
-                max_probes=max_probes,
-                min_spacing_mm=min_spacing_mm,
-                max_spacing_mm=max_spacing_mm,
-                allow_angled=allow_angled,
-                entry=_parse_entry(entry, entry_radius_mm),
-                safety_distance_mm=safety_mm,
-                placement_error_mm=placement_error_mm,
-                monte_carlo_samples=samples,
-                robust=robust,
-                grid_spacing_mm=grid_mm,
-            )
-        except ValidationError as exc:
-            raise input_error_from_validation(exc, default_field="options") from None
-        res = plan_ire(
-            case, opts, tissues=tissues, devices=devices, progress=RichProgress(), command=command
+            raise InputError(f"not an option of {modality} planning", field=bad[0])
+        ev = make_plan(
+            load_case(case_dir),
+            modality,
+            tissues=load_tissue_table(tissues_file),
+            devices=load_device_table(devices_file),
+            progress=RichProgress(),
+            command=command_line("plan"),
+            **{k: v for k, v in given.items() if v is not None and k in options},
         )
-        thr = search_threshold_v_per_cm(tissues, IreSimulationSettings())
-        o = res.outcome
-        with atomic_output_dir(out) as tmp:
-            write_ire_outputs(
-                tmp,
-                case,
-                res.plan,
-                o.grid,
-                o.structures,
-                o.region,
-                None if o.confirmed is None else o.confirmed.zone,
-                None if o.confirmed is None else o.confirmed.field_max_v_per_cm,
-                thr,
-                int(devices.ire.pulses_per_group.value),
-                report=not no_report,
-            )
-        _echo(res.plan, out, json_out)
-
-
-def _echo(p, out: Path, json_out: bool) -> None:
-    m = p.metrics
-    if json_out:
-        print_json(
-            {
-                "status": p.status,
-                "status_reason": p.status_reason,
-                "out": str(out),
-                "metrics": m.model_dump(),
-                "runtime_s": p.runtime_s,
-                "warnings": [w.model_dump() for w in p.warnings],
-            }
-        )
-        return
-    cov = "-" if m.target_coverage is None else f"{100 * m.target_coverage:.1f} %"
-    typer.echo(
-        f"{p.status}: target coverage {cov}, min margin {m.min_margin_mm} mm, "
-        + (
-            f"{len(p.probes)} probe positions, {len(p.pairs)} steps"
-            if p.modality == "ire"
-            else f"{len(p.fibres)} fibres, {len({i.step for i in p.illuminations})} steps, "
-            f"{len(p.illuminations)} illuminations"
-        )
-        + f"; wrote {out}/plan.json"
-        + (f" ({p.status_reason})" if p.status_reason else "")
-    )
+        write_outputs(ev, out, report=not no_report)
+        echo_result(ev, out, json_out)

@@ -48,7 +48,7 @@ from hepablate.case.model import Case
 from hepablate.core.progress import NullProgress, Progress
 from hepablate.core.volume import Volume
 from hepablate.devices.catalog import DeviceTable
-from hepablate.evaluate import (
+from hepablate.evaluation import (
     Criteria,
     PlanningDefaults,
     ZoneMetrics,
@@ -64,7 +64,7 @@ from hepablate.placement.geometry import (
     unit,
 )
 from hepablate.placement.paths import EntryRegion, PathMap, candidate_directions
-from hepablate.plan.model import IrePair, PlanWarning, Probe
+from hepablate.plans.model import IrePair, PlanWarning, Probe
 
 # ---- options -------------------------------------------------------------------------------
 
@@ -535,7 +535,7 @@ class IrePlanner:
         self.region_pts = self.grid.index_to_lps(idx[:, ::-1].astype(float))
         self.search_region = self.region
         if opts.robust:
-            from hepablate.evaluate import dilate_mm
+            from hepablate.evaluation import dilate_mm
 
             err = (
                 opts.placement_error_mm
@@ -1629,7 +1629,7 @@ class IrePlanner:
         engine_thermal = any(w.code.startswith("thermal_damage_") for w in out)
         if conf.thermal_omega is not None and not engine_thermal:
             thr = float(self.defaults.thermal_damage_omega.value)
-            from hepablate.evaluate import lumen_mask
+            from hepablate.evaluation import lumen_mask
 
             lum = lumen_mask(self.structures)
             hit = (np.asarray(conf.thermal_omega) >= thr) & lum
@@ -1766,7 +1766,7 @@ def coverage_probability(
     sqrt 3). Uses the analytic surrogate with its threshold calibrated on the nominal plan so
     that its zone has the nonlinear zone's volume near the target (and its nominal coverage is
     not below the nonlinear one)."""
-    from hepablate.evaluate import dilate_mm
+    from hepablate.evaluation import dilate_mm
     from hepablate.optimize.surrogate import covered_fraction, field_max_v_per_cm
 
     if samples <= 0:
@@ -1881,8 +1881,8 @@ def plan_ire(
     from hepablate.anatomy.tissues import load_tissue_table
     from hepablate.core.provenance import file_sha256
     from hepablate.devices.catalog import load_device_table
-    from hepablate.evaluate import load_planning_defaults
-    from hepablate.plan.model import (
+    from hepablate.evaluation import load_planning_defaults
+    from hepablate.plans.model import (
         CaseRef,
         IreSimulationSettings,
         Metrics,

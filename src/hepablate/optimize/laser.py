@@ -20,7 +20,7 @@ Search (docs/planning-laser.md):
    if its coverage falls short, its energy is raised within the device limits and it is
    re-run (at most `max_confirmations` runs).
 5. Final evaluation: metrics, safety warnings, optical sensitivity and coverage probability
-   (`hepablate.physics.laser.evaluation`).
+   (`hepablate.physics.laser.analysis`).
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -39,26 +38,25 @@ from hepablate.case.model import Case
 from hepablate.core.progress import NullProgress, Progress
 from hepablate.devices.catalog import DeviceTable, load_device_table
 from hepablate.errors import InputError
-from hepablate.evaluate import evaluate_zone, load_planning_defaults, target_region
-from hepablate.physics.laser.evaluation import (
-    LaserEvaluation,
-    _critical_keys,
-    evaluate_laser_plan,
-    laser_provenance,
-    write_laser_volumes,
-)
+from hepablate.evaluation import evaluate_zone, load_planning_defaults, target_region
+from hepablate.evaluation.evaluation import Evaluation
+from hepablate.physics.laser.analysis import critical_keys
 from hepablate.physics.laser.simulate import simulate_laser
 from hepablate.placement.geometry import perpendicular_basis, template_2d
 from hepablate.placement.paths import PathMap, candidate_directions
-from hepablate.plan.model import (
+from hepablate.plans.model import (
     CaseRef,
+    EvaluationSettings,
     Fibre,
     Illumination,
     LaserSimulationSettings,
-    Parameter,
     Plan,
+    PlanningRecord,
     PlanWarning,
+    plan_fingerprint,
 )
+
+PLANNER = "hepablate laser planner"
 
 #: Single-fibre zone radius (mm) at 1200 J and its growth per joule, from forward-model runs
 #: of one bare fibre at 3 W in homogeneous liver (1 mm grid: 19 mm diameter at 1200 J, 23 mm
@@ -126,14 +124,6 @@ class Candidate:
         return sum(i.power_w * i.duration_s for i in self.illuminations)
 
 
-@dataclass
-class LaserPlanResult:
-    plan: Plan
-    evaluation: LaserEvaluation | None
-    candidates_simulated: int
-    runtime_s: float
-
-
 def _reach_mm(energy_j: float) -> float:
     return REACH_AT_1200J_MM + REACH_PER_J_MM * (energy_j - 1200.0)
 
@@ -154,7 +144,9 @@ class LaserPlanner:
         self.progress = progress
         dev = devices.laser
         self.defaults = load_planning_defaults()
-        self.required = float(self.defaults.coverage_required.value)
+        from hepablate.evaluation.criteria import load_criteria
+
+        self.required = float(load_criteria().required_coverage.value)
         fmin, fmax = int(dev.fibres_min.value), int(dev.fibres_max.value)
         self.n_min = max(fmin, opts.min_fibres or fmin)
         self.n_max = min(fmax, opts.max_fibres or fmax)
@@ -315,7 +307,7 @@ class LaserPlanner:
         from scipy import ndimage
 
         crit = 0.0
-        for key in _critical_keys(r.structures):
+        for key in critical_keys(r.structures):
             crit += float((ndimage.binary_dilation(r.structures[key]) & (r.omega >= thr)).sum())
         return {
             "zone_ml": m.ablation_volume_ml,
@@ -451,119 +443,110 @@ def plan_laser(
     devices: DeviceTable | None = None,
     progress: Progress | None = None,
     command: str = "",
-) -> LaserPlanResult:
-    """Plan laser ablation for `case`; an infeasible target gives a plan with
-    `status: infeasible` and the reason (no exception)."""
-    t0 = time.perf_counter()
+) -> Evaluation:
+    """Plan laser ablation for `case`: the search above, then `hepablate.evaluate` of the
+    chosen plan (reusing the confirmation run). An infeasible target gives an infeasible plan
+    with the reason (no exception)."""
+    from hepablate.modalities.laser import KnownRun
+    from hepablate.physics.grid import grid_spec
+    from hepablate.pipeline import evaluate
+
     opts = options or LaserPlanOptions()
     tissues = tissues or load_tissue_table()
     devices = devices or load_device_table()
-    progress = progress or NullProgress()
-    planner = LaserPlanner(case, opts, tissues, devices, progress)
+    planner = LaserPlanner(case, opts, tissues, devices, progress or NullProgress())
     best, reason, runs, confirmed = planner.run()
-    case_ref = CaseRef(
-        case_id=case.case_id,
-        path=None if case.root is None else str(case.root),
-        target=case.target_id,
-        margin_mm=case.margin_mm,
-    )
-    params = [
-        Parameter(name=f"option.{k}", value=v, source="command line / API")
-        for k, v in opts.model_dump().items()
-    ]
-    params.append(
-        Parameter(
-            name="planning.path_safety_distance_mm_used",
-            value=planner.safety_mm,
-            unit="mm",
-            source="option or planning.yaml",
-        )
-    )
-    if best is None:
-        prov = laser_provenance(case, Plan(modality="laser"), tissues, devices, command)
-        prov.parameters += params
-        plan = Plan(
-            modality="laser",
-            case=case_ref,
-            status="infeasible",
-            status_reason=reason,
-            warnings=[PlanWarning(level="error", code="no_feasible_layout", message=reason)],
-            runtime_s=round(time.perf_counter() - t0, 2),
-            provenance=prov,
-        )
-        return LaserPlanResult(plan, None, runs, time.perf_counter() - t0)
     settings = (
         confirmed["settings"]
         if confirmed
         else LaserSimulationSettings(grid_spacing_mm=opts.grid_spacing_mm)
+    ).model_copy(update={"optical_sensitivity": opts.sensitivity})
+    ev_settings = EvaluationSettings(
+        placement_error_mm=opts.placement_error_mm,
+        monte_carlo_samples=opts.monte_carlo_samples,
+        seed=opts.seed,
+        path_safety_distance_mm=planner.safety_mm,
     )
+    stats: dict[str, float] = {"planner_runs": float(runs)}
+    if best is not None:
+        stats.update(fibre_spacing_mm=best.spacing_mm, energy_per_illumination_j=best.energy_j)
     draft = Plan(
         modality="laser",
-        case=case_ref,
-        fibres=best.fibres,
-        illuminations=best.illuminations,
+        case=CaseRef(
+            case_id=case.case_id,
+            path=None if case.root is None else str(case.root),
+            target=case.target_id,
+            margin_mm=case.margin_mm,
+        ),
+        fibres=[] if best is None else best.fibres,
+        illuminations=[] if best is None else best.illuminations,
         laser_simulation=settings,
+        evaluation=ev_settings,
+        grid=None if confirmed is None else grid_spec(confirmed["result"].grid),
     )
-    ev = evaluate_laser_plan(
+    record = PlanningRecord(
+        planner=PLANNER,
+        fingerprint=plan_fingerprint(draft),
+        options=opts.model_dump(mode="json"),
+        stats=stats,
+    )
+    draft = draft.model_copy(update={"planning": record})
+    if best is None:
+        raise_nothing = PlanWarning(level="error", code="no_feasible_layout", message=reason)
+        return _nothing_planned(case, draft, raise_nothing, tissues, devices, command)
+    known = KnownRun(plan_fingerprint(draft), settings, confirmed["result"]) if confirmed else None
+    return evaluate(
         case,
         draft,
         tissues=tissues,
         devices=devices,
         progress=progress,
-        sensitivity=opts.sensitivity,
-        placement_error_mm=opts.placement_error_mm,
-        monte_carlo_samples=opts.monte_carlo_samples,
-        seed=opts.seed,
-        result=confirmed["result"] if confirmed else None,
+        engine=known,
+        command=command,
     )
-    prov = laser_provenance(case, ev.plan, tissues, devices, command)
-    prov.parameters += params
-    extra = dict(ev.plan.metrics.extra)
-    extra.update(
-        {
-            "planner_runs": float(runs),
-            "fibre_spacing_mm": best.spacing_mm,
-            "energy_per_illumination_j": best.energy_j,
-        }
-    )
-    plan = ev.plan.model_copy(
-        update={
-            "provenance": prov,
-            "runtime_s": round(time.perf_counter() - t0, 2),
-            "metrics": ev.plan.metrics.model_copy(update={"extra": extra}),
-        }
-    )
-    ev.plan = plan
-    return LaserPlanResult(plan, ev, runs, time.perf_counter() - t0)
 
 
-def plan_laser_cli(
+def _nothing_planned(
     case: Case,
-    *,
-    out: str | Path,
-    options: LaserPlanOptions | dict | None = None,
-    progress: Progress | None = None,
-    tissues: TissueTable | None = None,
-    devices: DeviceTable | None = None,
-    command: str = "",
-    report: bool = True,
-) -> Plan:
-    """`hepablate plan CASE --modality laser --out DIR`: plan.json, zone.nii.gz,
-    temperature_max_c.nii.gz, report.html and report.pdf, written atomically."""
-    from hepablate.core.output import atomic_output_dir
-    from hepablate.plan.model import write_plan
+    plan: Plan,
+    why: PlanWarning,
+    tissues: TissueTable,
+    devices: DeviceTable,
+    command: str,
+) -> Evaluation:
+    """The evaluation of a plan without fibres: an empty zone on the default grid, with the
+    planner's reason as the error that makes it infeasible."""
+    from hepablate.evaluation.criteria import load_criteria
+    from hepablate.evaluation.evaluation import Assessment, EngineRun, assemble_evaluation
+    from hepablate.modalities.laser import laser_parameters, laser_refs
+    from hepablate.physics.grid import planning_grid, resample_structures
+    from hepablate.physics.laser.simulate import domain_box
+    from hepablate.pipeline import resolve_settings
 
-    if isinstance(options, dict):
-        options = LaserPlanOptions.model_validate(options)
-    res = plan_laser(
-        case, options, tissues=tissues, devices=devices, progress=progress, command=command
+    t0 = time.perf_counter()
+    table = load_criteria()
+    settings = resolve_settings(plan.evaluation, table)
+    sim = plan.laser_simulation or LaserSimulationSettings()
+    lo, hi = domain_box(case, np.zeros((0, 3)), sim)
+    grid = planning_grid(case.grid, sim.grid_spacing_mm, lo, hi)
+    structures = resample_structures(case.structures, case.grid, grid)
+    run = EngineRun(
+        plan=plan,
+        grid=grid,
+        structures=structures,
+        zone=np.zeros(grid.array.shape, dtype=bool),
+        maps={},
+        metrics={},
+        warnings=[why],
+        refs=laser_refs(devices, float(settings.path_safety_distance_mm or 0.0)),
+        parameters=laser_parameters(tissues, devices),
     )
-    with atomic_output_dir(out) as tmp:
-        write_plan(res.plan, tmp / "plan.json")
-        if res.evaluation is not None:
-            write_laser_volumes(tmp, case, res.evaluation)
-        if report:
-            from hepablate.report.laser import write_laser_report
-
-            write_laser_report(tmp, case, res.plan, res.evaluation)
-    return res.plan
+    return assemble_evaluation(
+        case,
+        run,
+        settings,
+        table,
+        lambda region, zm: Assessment(),
+        started_s=t0,
+        command=command,
+    )

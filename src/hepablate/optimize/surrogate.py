@@ -19,7 +19,7 @@ import numpy as np
 
 from hepablate.physics.kernels import _variant, use_parallel
 from hepablate.placement.geometry import active_segment, perpendicular_basis, unit
-from hepablate.plan.model import Probe
+from hepablate.plans.model import Probe
 
 
 def _seg_potential(x: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -7,6 +7,7 @@ import numpy as np
 
 from hepablate.core.volume import Volume, resample_to
 from hepablate.errors import InputError
+from hepablate.plans.model import GridSpec
 
 
 def planning_grid(
@@ -75,3 +76,74 @@ def _crop_slices(case_grid: Volume, grid: Volume) -> tuple[slice, slice, slice] 
     i0, j0, k0 = (int(round(s)) for s in start)
     ni, nj, nk = grid.shape_ijk
     return (slice(k0, k0 + nk), slice(j0, j0 + nj), slice(i0, i0 + ni))
+
+
+def grid_spec(grid: Volume) -> GridSpec:
+    """The record of a planning grid that a plan keeps (`Plan.grid`)."""
+    return GridSpec(
+        origin_lps_mm=tuple(float(x) for x in grid.origin_lps_mm),  # type: ignore[arg-type]
+        spacing_mm=tuple(float(x) for x in grid.spacing_mm),  # type: ignore[arg-type]
+        shape_ijk=grid.shape_ijk,
+        direction=tuple(float(x) for x in np.asarray(grid.direction).ravel()),  # type: ignore[arg-type]
+    )
+
+
+def grid_from_spec(spec: GridSpec, source: str | None = None) -> Volume:
+    """The planning grid a plan recorded (array of zeros)."""
+    d = np.asarray(spec.direction, float).reshape(3, 3)
+    if not np.all(np.isfinite(d)) or abs(abs(np.linalg.det(d)) - 1.0) > 1e-3:
+        raise InputError(
+            "direction must be 9 direction cosines (a rotation)",
+            source=source,
+            field="grid.direction",
+        )
+    if min(spec.spacing_mm) <= 0 or min(spec.shape_ijk) < 3:
+        raise InputError(
+            "spacing must be positive and every size at least 3", source=source, field="grid"
+        )
+    return Volume(
+        np.zeros(tuple(reversed(spec.shape_ijk)), dtype=np.uint8),
+        spec.spacing_mm,
+        spec.origin_lps_mm,
+        d,
+    )
+
+
+def contains_points(grid: Volume, pts_lps_mm: np.ndarray, clearance_mm: float) -> bool:
+    """Whether every point lies inside `grid` at least `clearance_mm` from its faces."""
+    pts = np.atleast_2d(np.asarray(pts_lps_mm, float))
+    if pts.size == 0:
+        return True
+    ijk = grid.lps_to_index(pts)
+    sp = np.asarray(grid.spacing_mm)
+    lo = clearance_mm / sp
+    hi = np.asarray(grid.shape_ijk) - 1 - clearance_mm / sp
+    return bool(np.all((ijk >= lo - 1e-9) & (ijk <= hi + 1e-9)))
+
+
+def evaluation_grid(
+    case_grid: Volume,
+    spec: GridSpec | None,
+    spacing_mm: float,
+    default_lo_lps_mm: np.ndarray,
+    default_hi_lps_mm: np.ndarray,
+    needed_lps_mm: np.ndarray,
+    clearance_mm: float,
+    source: str | None = None,
+) -> tuple[Volume, str | None]:
+    """The grid a plan is evaluated on (docs/plan-format.md, "Grid"): the plan's recorded grid
+    while every point the engine needs (`needed_lps_mm`: electrode active parts, fibre tips)
+    lies inside it at least `clearance_mm` from its faces; otherwise (and for plans that
+    record none) the box [lo, hi] at `spacing_mm` (`planning_grid`). Returns the grid and,
+    when a recorded grid had to be rebuilt, a note saying why."""
+    if spec is not None:
+        grid = grid_from_spec(spec, source)
+        if contains_points(grid, needed_lps_mm, clearance_mm):
+            return grid, None
+        note = (
+            f"the placement reaches within {clearance_mm:g} mm of the edge of the plan's "
+            "recorded grid (or beyond it): the grid was rebuilt around the target and the "
+            "placement, so results are not comparable voxel by voxel with the recorded ones"
+        )
+        return planning_grid(case_grid, spacing_mm, default_lo_lps_mm, default_hi_lps_mm), note
+    return planning_grid(case_grid, spacing_mm, default_lo_lps_mm, default_hi_lps_mm), None

@@ -16,7 +16,7 @@ from functools import lru_cache
 import numba as nb
 import numpy as np
 
-from hepablate.plan.model import Probe
+from hepablate.plans.model import Probe
 
 
 def unit(v: np.ndarray) -> np.ndarray:

@@ -10,6 +10,7 @@ plus the case's other tumours). The needle's own radius is part of that safety d
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy import ndimage
@@ -18,6 +19,9 @@ from hepablate.anatomy.vocabulary import NO_GO, base_name
 from hepablate.case.model import Case
 from hepablate.errors import InputError
 from hepablate.placement.geometry import unit
+
+if TYPE_CHECKING:
+    from hepablate.plans.model import PlanWarning
 
 #: Step (mm) for sampling paths.
 PATH_STEP_MM = 0.5
@@ -201,3 +205,56 @@ def candidate_directions(
         scored.append((float(np.linalg.norm(entry - c)), d))
     scored.sort(key=lambda x: x[0])
     return [d for _, d in scored]
+
+
+def needle_clearances(
+    case: Case,
+    needles: list[tuple[str, np.ndarray, np.ndarray]],
+    safety_mm: float,
+    paths: PathMap | None = None,
+) -> tuple[float | None, list[PlanWarning]]:
+    """Smallest clearance (mm) of the needle paths (skin entry to tip) from no-go structures,
+    and a warning for each needle (name, tip LPS mm, direction) that comes closer than
+    `safety_mm` (error level; 0.1 mm allowed for the rounding of stored coordinates) or whose
+    line leaves the image before the body surface (then its path could not be checked)."""
+    from hepablate.plans.model import PlanWarning
+
+    pm = paths or PathMap(case, safety_mm)
+    worst: float | None = None
+    out: list[PlanWarning] = []
+    seen: set[tuple] = set()
+    for name, tip, direction in needles:
+        key = (tuple(np.round(tip, 6)), tuple(np.round(direction, 9)))
+        if key in seen:
+            continue
+        seen.add(key)
+        chk = pm.check_path(np.asarray(tip, float), np.asarray(direction, float))
+        if chk.entry_lps_mm is None:
+            out.append(
+                PlanWarning(
+                    level="warning",
+                    code="needle_path_unchecked",
+                    message=f"{name}: no skin entry along its line inside the image (the tip "
+                    "is outside the body, or the body surface is not in the image); its path "
+                    "was not checked",
+                )
+            )
+            continue
+        c = float(chk.clearance_mm)
+        worst = c if worst is None else min(worst, c)
+        if c < safety_mm - 0.1:
+            d = unit(np.asarray(direction, float))
+            t = np.arange(0.0, chk.depth_mm + 1e-9, PATH_STEP_MM)
+            pts = np.asarray(chk.entry_lps_mm)[None, :] + t[:, None] * d[None, :]
+            dist, lab = pm.nogo_distance(pts)
+            i = int(np.argmin(dist))
+            near = pm.names[lab[i] - 1] if lab[i] > 0 else "a no-go structure"
+            out.append(
+                PlanWarning(
+                    level="error",
+                    code="needle_path_unsafe",
+                    message=f"{name}: the path from the skin passes {c:.1f} mm from {near} "
+                    f"({safety_mm:g} mm required)",
+                )
+            )
+    return worst, out

@@ -1,4 +1,4 @@
-"""The IRE plan report (report.html + report.pdf) and the IRE output files.
+"""The IRE plan report (report.html + report.pdf).
 
 Content (issue 4): the case, probe table, protocol sheet with ECG/pulse-group notes, metrics
 with a field-volume histogram, three orthogonal slices through the target and one along the
@@ -10,14 +10,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import SimpleITK as sitk
 
 from hepablate.anatomy.vocabulary import BILE_DUCTS, VESSELS, base_name
 from hepablate.case.model import Case
 from hepablate.core.volume import Volume, resample_to
-from hepablate.evaluate import field_volume_histogram, lumen_mask
+from hepablate.evaluation import field_volume_histogram, lumen_mask
+from hepablate.evaluation.evaluation import Evaluation
 from hepablate.placement.geometry import active_segment, unit
-from hepablate.plan.model import Plan, write_plan
+from hepablate.plans.model import Plan
+from hepablate.report.common import criteria_section, planning_section
 from hepablate.report.document import (
     Figure,
     Paragraph,
@@ -409,6 +410,7 @@ def build_ire_document(
             )
         )
     doc.sections.append(Section("Coverage", blocks))
+    doc.sections.append(criteria_section(plan))
     # ---- warnings
     wblocks: list = []
     order = {"error": 0, "warning": 1, "info": 2}
@@ -417,6 +419,9 @@ def build_ire_document(
     if not wblocks:
         wblocks.append(Paragraph("No warnings."))
     doc.sections.append(Section("Warnings", wblocks))
+    record = planning_section(plan)
+    if record is not None:
+        doc.sections.append(record)
     # ---- images
     img: list = []
     if "slices" in figs:
@@ -489,50 +494,27 @@ def build_ire_document(
     return doc
 
 
-def write_ire_outputs(
-    out: Path,
-    case: Case,
-    plan: Plan,
-    grid: Volume,
-    structures: dict[str, np.ndarray],
-    region: np.ndarray,
-    zone: np.ndarray | None,
-    field_v_per_cm: np.ndarray | None,
-    threshold_v_per_cm: float,
-    pulses_per_group: int,
-    report: bool = True,
-) -> list[Path]:
-    """Write plan.json, zone.nii.gz, field_max_v_per_cm.nii.gz, zone_seg.dcm (DICOM cases),
-    and unless `report` is false report.html and report.pdf, into `out` (an existing
-    directory)."""
+def write_ire_report(out: Path, case: Case, ev: Evaluation) -> list[Path]:
+    """report.html and report.pdf of an evaluated IRE plan into `out` (an existing directory)."""
     from hepablate.case.summary import summarise_case
 
-    written = [write_plan(plan, out / "plan.json")]
-    z = zone if zone is not None else np.zeros(region.shape, dtype=bool)
-    f = field_v_per_cm if field_v_per_cm is not None else np.zeros(region.shape, np.float32)
-    zone_vol = grid.with_array(z.astype(np.uint8))
-    sitk.WriteImage(zone_vol.to_sitk(), str(out / "zone.nii.gz"), useCompression=True)
-    sitk.WriteImage(
-        grid.with_array(f.astype(np.float32)).to_sitk(),
-        str(out / "field_max_v_per_cm.nii.gz"),
-        useCompression=True,
-    )
-    written += [out / "zone.nii.gz", out / "field_max_v_per_cm.nii.gz"]
-    if case.source_format == "dicom" and case.dicom_reference is not None and zone is not None:
-        # The zone as DICOM SEG on the case's CT, so it opens in PACS viewers and 3D Slicer.
-        from hepablate.imaging.dicom_seg import write_zone_seg
-
-        written.append(write_zone_seg(zone_vol, case.dicom_reference, out / "zone_seg.dcm"))
-    if not report:
-        return written
+    plan = ev.plan
+    thr = ev.refs["search_threshold_v_per_cm"]
     figs = {}
-    if zone is not None:
-        figs = build_ire_figures(case, plan, grid, structures, region, z, f, threshold_v_per_cm)
-    doc = build_ire_document(
-        case, plan, figs, summarise_case(case), threshold_v_per_cm, pulses_per_group
-    )
-    written += list(write_report(doc, out))
-    return written
+    if plan.probes:
+        figs = build_ire_figures(
+            case,
+            plan,
+            ev.grid,
+            ev.structures,
+            ev.region,
+            np.asarray(ev.zone, bool),
+            np.asarray(ev.maps.get("field_max_v_per_cm", np.zeros(ev.zone.shape, np.float32))),
+            thr,
+        )
+    ppg = int(ev.refs["device_pulses_per_group"])
+    doc = build_ire_document(case, plan, figs, summarise_case(case), thr, ppg)
+    return list(write_report(doc, out))
 
 
 def _parallel_note(probes) -> str:

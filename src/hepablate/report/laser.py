@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from hepablate.case.model import Case
-from hepablate.physics.laser.evaluation import LaserEvaluation
-from hepablate.plan.model import Plan
+from hepablate.evaluation.evaluation import Evaluation
+from hepablate.plans.model import Plan
 
 
 def _mmss(seconds: float) -> str:
@@ -114,14 +114,14 @@ def sensitivity_rows(plan: Plan) -> list[list[str]]:
     return rows if len(rows) > 1 else []
 
 
-def figures(case: Case, ev: LaserEvaluation) -> dict[str, bytes]:
+def figures(case: Case, ev: Evaluation) -> dict[str, bytes]:
     """PNG figures: temperature and damage slices, tip temperature histories."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    r = ev.result
+    r = ev.details
     g = r.grid
     tgt = r.structures[case.target_key]
     cen = (
@@ -259,6 +259,7 @@ def _table(rows: list[list[str]], caption: str = "", widths: list[float] | None 
 
 def build_document(case: Case, plan: Plan, figs: dict[str, bytes]):
     """The laser report as a generic `ReportDocument` (hepablate.report.document)."""
+    from hepablate.report.common import criteria_section, planning_section
     from hepablate.report.document import Figure, Paragraph, ReportDocument, Section
 
     status = plan.status + (f": {plan.status_reason}" if plan.status_reason else "")
@@ -288,6 +289,7 @@ def build_document(case: Case, plan: Plan, figs: dict[str, bytes]):
             ],
         ),
         Section("Predicted result", [_table(metric_rows(plan), "", [3, 1.5])]),
+        criteria_section(plan),
         Section("Warnings", warn_blocks or [Paragraph("none")]),
         Section(
             "Sensitivity to optical properties",
@@ -308,6 +310,9 @@ def build_document(case: Case, plan: Plan, figs: dict[str, bytes]):
         ),
         Section("Model", [Paragraph(_MODEL_TEXT, style="note")]),
     ]
+    record = planning_section(plan)
+    if record is not None:
+        sections.insert(4, record)
     prov = plan.provenance
     footer = f"hepablate {prov.hepablate_version}, {prov.created_utc}. " if prov else ""
     return ReportDocument(
@@ -319,11 +324,9 @@ def build_document(case: Case, plan: Plan, figs: dict[str, bytes]):
     )
 
 
-def write_laser_report(
-    out_dir: Path, case: Case, plan: Plan, ev: LaserEvaluation | None
-) -> list[Path]:
+def write_laser_report(out_dir: Path, case: Case, ev: Evaluation) -> list[Path]:
     """report.html and report.pdf into `out_dir` (figures only when a forward run exists)."""
     from hepablate.report.document import write_report
 
-    figs = figures(case, ev) if ev is not None else {}
-    return list(write_report(build_document(case, plan, figs), out_dir))
+    figs = figures(case, ev) if ev.details is not None else {}
+    return list(write_report(build_document(case, ev.plan, figs), out_dir))

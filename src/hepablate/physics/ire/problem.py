@@ -52,7 +52,7 @@ from hepablate.physics.kernels import blas_single_thread
 from hepablate.physics.multigrid import GridMultigrid
 from hepablate.physics.solvers import FvOperator
 from hepablate.physics.thermal import PennesSolver
-from hepablate.plan.model import IrePair, IreSimulationSettings, PlanWarning, Probe
+from hepablate.plans.model import IrePair, IreSimulationSettings, PlanWarning, Probe
 
 #: Relative CG tolerance of the unit-basis solves. Picard solves are inexact: their tolerance
 #: is PICARD_RTOL_FACTOR times the last relative change of current or field, between

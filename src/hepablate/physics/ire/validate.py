@@ -10,7 +10,7 @@ import numpy as np
 from hepablate.core.volume import Volume
 from hepablate.devices.catalog import DeviceTable
 from hepablate.errors import InputError
-from hepablate.plan.model import IrePair, Probe
+from hepablate.plans.model import IrePair, Probe
 
 
 def probe_axis(probe: Probe) -> tuple[np.ndarray, np.ndarray]:

@@ -1,18 +1,7 @@
-"""Laser ablation physics: light diffusion (1064 nm), Pennes bioheat, thermal damage, and the
-forward model of a laser plan (fibres and illuminations -> temperature, damage, zone)."""
+"""Laser ablation physics: light diffusion (1064 nm), Pennes bioheat, thermal damage, the
+forward model of a laser plan (fibres and illuminations -> temperature, damage, zone), and its
+safety, sensitivity and robustness analysis."""
 
-from hepablate.physics.laser.evaluation import (
-    LaserEvaluation,
-    evaluate_laser_plan,
-    simulate_laser_cli,
-)
 from hepablate.physics.laser.simulate import LaserResult, resolve_protocol, simulate_laser
 
-__all__ = [
-    "LaserEvaluation",
-    "LaserResult",
-    "evaluate_laser_plan",
-    "resolve_protocol",
-    "simulate_laser",
-    "simulate_laser_cli",
-]
+__all__ = ["LaserResult", "resolve_protocol", "simulate_laser"]

@@ -32,7 +32,7 @@ from hepablate.physics.grid import planning_grid, resample_structures
 from hepablate.physics.kernels import blas_single_thread
 from hepablate.physics.laser.heat import ThermalModel, ThermalState, advance
 from hepablate.physics.laser.light import DiffusionOperator, point_source
-from hepablate.plan.model import Fibre, Illumination, LaserSimulationSettings
+from hepablate.plans.model import Fibre, Illumination, LaserSimulationSettings
 
 #: Sampling interval (s) of the tip temperature histories.
 HISTORY_INTERVAL_S = 5.0
@@ -303,18 +303,30 @@ class LaserDomain:
     heat_sink: np.ndarray
 
 
-def build_domain(
-    case: Case, tips_lps_mm: np.ndarray, settings: LaserSimulationSettings, table: TissueTable
-) -> LaserDomain:
-    """Planning grid around target + margin and all tip positions, with tissues."""
-    check_tissues(table, case.structures)
+def domain_box(
+    case: Case, tips_lps_mm: np.ndarray, settings: LaserSimulationSettings
+) -> tuple[np.ndarray, np.ndarray]:
+    """The default planning box (LPS mm): target + margin and every tip position, padded by
+    `roi_padding_mm`."""
     bb = case.grid.with_array(case.target_mask).bounding_box_lps_mm()
     if bb is None:
         raise InputError("the target tumour mask is empty", field="target")
     pts = np.vstack([bb[0] - case.margin_mm, bb[1] + case.margin_mm, np.atleast_2d(tips_lps_mm)])
-    lo = pts.min(axis=0) - settings.roi_padding_mm
-    hi = pts.max(axis=0) + settings.roi_padding_mm
-    grid = planning_grid(case.grid, settings.grid_spacing_mm, lo, hi)
+    return pts.min(axis=0) - settings.roi_padding_mm, pts.max(axis=0) + settings.roi_padding_mm
+
+
+def build_domain(
+    case: Case,
+    tips_lps_mm: np.ndarray,
+    settings: LaserSimulationSettings,
+    table: TissueTable,
+    grid: Volume | None = None,
+) -> LaserDomain:
+    """Tissues on `grid`, or on the default planning box (`domain_box`)."""
+    check_tissues(table, case.structures)
+    if grid is None:
+        lo, hi = domain_box(case, tips_lps_mm, settings)
+        grid = planning_grid(case.grid, settings.grid_spacing_mm, lo, hi)
     structures = resample_structures(case.structures, case.grid, grid)
     tix = tissue_map(structures, table)
     body = structures.get("body", np.ones(grid.array.shape, bool)) & (tix >= 0)

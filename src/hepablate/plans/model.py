@@ -9,6 +9,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from hepablate.core.provenance import Parameter as Parameter  # re-exported: plans hold them
+from hepablate.core.provenance import Provenance
 from hepablate.errors import InputError, input_error_from_validation
 
 PLAN_FORMAT_VERSION = 1
@@ -102,6 +104,9 @@ class LaserSimulationSettings(_Model):
     light_padding_mm: float = Field(
         30.0, gt=0, description="light is solved within this distance of the fibre tips (mm)"
     )
+    optical_sensitivity: bool = Field(
+        True, description="also report the zone at the ends of the optical property ranges"
+    )
 
 
 class Metrics(_Model):
@@ -124,19 +129,71 @@ class PlanWarning(_Model):
     message: str
 
 
-class Parameter(_Model):
-    name: str
-    value: Any
+class GridSpec(_Model):
+    """The grid a plan was evaluated on, in the case's patient frame (LPS, mm): voxel (i, j, k)
+    lies at ``origin_lps_mm + direction @ (spacing_mm * (i, j, k))``. `direction` holds the
+    3 x 3 direction cosines row by row (its columns are the i, j, k axes in LPS)."""
+
+    origin_lps_mm: Vec3
+    spacing_mm: Vec3
+    shape_ijk: tuple[int, int, int]
+    direction: tuple[float, float, float, float, float, float, float, float, float] = (
+        1.0,
+        0.0,
+        0.0,
+        0.0,
+        1.0,
+        0.0,
+        0.0,
+        0.0,
+        1.0,
+    )
+
+
+class EvaluationSettings(_Model):
+    """What `evaluate` needs besides the engine settings; null means the data-file default
+    (criteria.yaml, planning.yaml). An evaluated plan records the values it used."""
+
+    required_coverage: float | None = Field(
+        None, gt=0, le=1, description="target coverage a feasible plan needs (fraction)"
+    )
+    placement_error_mm: float | None = Field(
+        None, ge=0, description="RMS 3D placement error for coverage_probability (mm)"
+    )
+    monte_carlo_samples: int | None = Field(None, ge=0, le=100_000)
+    seed: int = 0
+    path_safety_distance_mm: float | None = Field(
+        None, ge=0, description="clearance a needle path keeps from no-go structures (mm)"
+    )
+
+
+class PlanningRecord(_Model):
+    """What the planner did, kept with the plan: its options, search statistics and notes
+    (alternatives tried, raises refused, why a target could not be covered).
+    `fingerprint` is the SHA-256 of the placement and protocol the planner chose: `evaluate`
+    keeps the record only while the plan still has them (`plan_fingerprint`)."""
+
+    planner: str
+    fingerprint: str
+    options: dict[str, Any] = Field(default_factory=dict)
+    stats: dict[str, float] = Field(default_factory=dict)
+    notes: list[PlanWarning] = Field(default_factory=list)
+
+
+class CriterionResult(_Model):
+    """One acceptance criterion evaluated on a plan (criteria.yaml): the metric's value, the
+    limit it is held to, and whether it passed. A failed `error` criterion makes the plan
+    infeasible."""
+
+    code: str
+    metric: str
+    value: float | None
+    limit: float
+    direction: Literal["min", "max"] = Field(description="min: value >= limit; max: <= limit")
+    level: Literal["info", "warning", "error"]
+    passed: bool
+    message: str = ""
     unit: str = ""
-    source: str = ""
-
-
-class Provenance(_Model):
-    hepablate_version: str
-    created_utc: str
-    command: str = ""
-    input_hashes: dict[str, str] = Field(default_factory=dict)
-    parameters: list[Parameter] = Field(default_factory=list)
 
 
 class CaseRef(_Model):
@@ -158,8 +215,14 @@ class Plan(_Model):
     illuminations: list[Illumination] = Field(default_factory=list)
     ire_simulation: IreSimulationSettings | None = None
     laser_simulation: LaserSimulationSettings | None = None
+    evaluation: EvaluationSettings | None = None
+    grid: GridSpec | None = Field(
+        None, description="grid the plan was evaluated on; null: built from the case"
+    )
     metrics: Metrics = Field(default_factory=Metrics)
+    criteria: list[CriterionResult] = Field(default_factory=list)
     warnings: list[PlanWarning] = Field(default_factory=list)
+    planning: PlanningRecord | None = None
     runtime_s: float | None = None
     provenance: Provenance | None = None
 
@@ -185,6 +248,26 @@ def read_plan(path: str | Path) -> Plan:
         return Plan.model_validate(raw)
     except ValidationError as exc:
         raise input_error_from_validation(exc, source=str(p)) from None
+
+
+def plan_fingerprint(plan: Plan) -> str:
+    """SHA-256 of what a plan delivers: modality, placement and protocol (results such as
+    predicted currents and energies excluded)."""
+    import hashlib
+
+    doc = {
+        "modality": plan.modality,
+        "probes": [p.model_dump(mode="json") for p in plan.probes],
+        "pairs": [
+            p.model_dump(mode="json", exclude={"predicted_current_a", "spacing_mm"})
+            for p in plan.pairs
+        ],
+        "fibres": [f.model_dump(mode="json") for f in plan.fibres],
+        "illuminations": [
+            i.model_dump(mode="json", exclude={"energy_j"}) for i in plan.illuminations
+        ],
+    }
+    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
 
 
 def write_plan(plan: Plan, path: str | Path) -> Path:

@@ -1,9 +1,12 @@
 """The Plan: case reference + placement + protocol + predicted effect + metrics + warnings +
 provenance, in one versioned JSON format (docs/plan-format.md)."""
 
-from hepablate.plan.model import (
+from hepablate.plans.model import (
     PLAN_FORMAT_VERSION,
+    CriterionResult,
+    EvaluationSettings,
     Fibre,
+    GridSpec,
     Illumination,
     IrePair,
     IreSimulationSettings,
@@ -11,9 +14,11 @@ from hepablate.plan.model import (
     Metrics,
     Parameter,
     Plan,
+    PlanningRecord,
     PlanWarning,
     Probe,
     Provenance,
+    plan_fingerprint,
     read_plan,
     write_plan,
 )
@@ -28,6 +33,11 @@ __all__ = [
     "IreSimulationSettings",
     "LaserSimulationSettings",
     "Metrics",
+    "CriterionResult",
+    "EvaluationSettings",
+    "GridSpec",
+    "PlanningRecord",
+    "plan_fingerprint",
     "PlanWarning",
     "Parameter",
     "Provenance",

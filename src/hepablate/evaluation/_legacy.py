@@ -1,57 +1,12 @@
-"""Acceptance criteria with warning/error levels, shared by the IRE and laser planners.
-
-Defaults come from src/hepablate/data/planning.yaml (each with its source).
-"""
+"""Transitional: the planners' old criteria check, until they call `evaluate`."""
 
 from __future__ import annotations
 
-from functools import lru_cache
-from importlib import resources
-from typing import Any
-
-import yaml
 from pydantic import BaseModel, ConfigDict
 
-from hepablate.anatomy.tissues import Quantity
-from hepablate.evaluate.metrics import ZoneMetrics
-from hepablate.plan.model import Parameter, PlanWarning
-
-
-class PlanningDefaults(BaseModel):
-    """Planning defaults (see planning.yaml for the source of each)."""
-
-    model_config = ConfigDict(extra="forbid")
-    format_version: int = 1
-    coverage_required: Quantity
-    coverage_warning_below: Quantity
-    coverage_error_below: Quantity
-    min_margin_warning_mm: Quantity
-    path_safety_distance_mm: Quantity
-    placement_error_mm: Quantity
-    monte_carlo_samples: Quantity
-    max_tilt_deg: Quantity
-    thermal_damage_omega: Quantity
-    pullback_overlap_mm: Quantity
-    max_probe_angle_deg: Quantity
-    min_needle_gap_mm: Quantity
-    max_cycles: Quantity
-
-    def parameters(self, prefix: str = "planning.") -> list[Parameter]:
-        out = []
-        for name in type(self).model_fields:
-            q = getattr(self, name)
-            if isinstance(q, Quantity):
-                unit = "mm" if name.endswith("_mm") else ("deg" if name.endswith("_deg") else "")
-                out.append(Parameter(name=prefix + name, value=q.value, unit=unit, source=q.source))
-        return out
-
-
-@lru_cache(maxsize=1)
-def load_planning_defaults() -> PlanningDefaults:
-    raw: dict[str, Any] = yaml.safe_load(
-        resources.files("hepablate.data").joinpath("planning.yaml").read_text()
-    )
-    return PlanningDefaults.model_validate(raw)
+from hepablate.evaluation.defaults import PlanningDefaults, load_planning_defaults
+from hepablate.evaluation.metrics import ZoneMetrics
+from hepablate.plans.model import PlanWarning
 
 
 class Criteria(BaseModel):

@@ -1,0 +1,248 @@
+"""Laser ablation: the planner (`hepablate.optimize.laser`), the forward model of a plan
+(`hepablate.physics.laser`), its safety checks, optical sensitivity and robustness, and its
+outputs."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hepablate.anatomy.tissues import TissueTable
+from hepablate.case.model import Case
+from hepablate.core.progress import Progress
+from hepablate.core.provenance import Parameter, table_parameters
+from hepablate.devices.catalog import DeviceTable
+from hepablate.errors import InputError
+from hepablate.evaluation.evaluation import Assessment, EngineRun, Evaluation
+from hepablate.evaluation.metrics import ZoneMetrics
+from hepablate.physics.grid import evaluation_grid
+from hepablate.physics.laser.analysis import (
+    coverage_probability,
+    optical_sensitivity,
+    safety_warnings,
+)
+from hepablate.physics.laser.simulate import (
+    LaserResult,
+    build_domain,
+    domain_box,
+    resolve_protocol,
+    simulate_laser,
+)
+from hepablate.placement.paths import needle_clearances
+from hepablate.plans.model import (
+    EvaluationSettings,
+    LaserSimulationSettings,
+    Plan,
+    PlanWarning,
+    plan_fingerprint,
+)
+
+#: A recorded grid is kept while every tip position lies at least this far (mm) inside it.
+GRID_CLEARANCE_MM = 10.0
+
+
+@dataclass
+class KnownRun:
+    """A forward run the caller already has for exactly this plan, settings and grid (the
+    planner's confirmation): `run_engine` reuses it instead of solving again."""
+
+    fingerprint: str
+    settings: LaserSimulationSettings
+    result: LaserResult
+
+
+def laser_parameters(tissues: TissueTable, devices: DeviceTable) -> list[Parameter]:
+    params = table_parameters("device.laser.", devices.laser)
+    for name in tissues.tissue_names:
+        t = tissues.tissues[name]
+        for group in ("optical_1064nm", "thermal"):
+            params += table_parameters(f"tissue.{name}.{group}.", getattr(t, group))
+    params += table_parameters("blood.", tissues.blood)
+    d = tissues.damage
+    params += table_parameters(
+        "damage.",
+        [
+            (k, getattr(d, k))
+            for k in (
+                "arrhenius_a_per_s",
+                "arrhenius_ea_j_per_mol",
+                "arrhenius_omega_threshold",
+                "cem43_threshold_min",
+            )
+        ],
+    )
+    return params
+
+
+def laser_refs(devices: DeviceTable, safety_mm: float) -> dict[str, float]:
+    """The references laser criteria are held to."""
+    return {
+        "device_tip_charring_c": float(devices.laser.tip_charring_c.value),
+        "required_path_clearance_mm": safety_mm,
+    }
+
+
+class LaserModality:
+    name = "laser"
+    label = "laser"
+
+    @property
+    def options_model(self) -> type:
+        from hepablate.optimize.laser import LaserPlanOptions
+
+        return LaserPlanOptions
+
+    def plan(
+        self,
+        case: Case,
+        options: Any,
+        *,
+        tissues: TissueTable,
+        devices: DeviceTable,
+        progress: Progress | None,
+        command: str,
+    ) -> Evaluation:
+        from hepablate.optimize.laser import plan_laser
+
+        return plan_laser(
+            case, options, tissues=tissues, devices=devices, progress=progress, command=command
+        )
+
+    def run_engine(
+        self,
+        case: Case,
+        plan: Plan,
+        settings: EvaluationSettings,
+        *,
+        tissues: TissueTable,
+        devices: DeviceTable,
+        progress: Progress | None,
+        engine: Any,
+        source: str | None,
+    ) -> EngineRun:
+        if plan.probes or plan.pairs:
+            raise InputError(
+                "a laser plan has fibres and illuminations, not probes or pairs",
+                source=source,
+                field="probes" if plan.probes else "pairs",
+            )
+        sim = plan.laser_simulation or LaserSimulationSettings()
+        shots = resolve_protocol(plan.fibres, plan.illuminations, devices, source)
+        tips = np.array([s.tip_lps_mm for s in shots])
+        lo, hi = domain_box(case, tips, sim)
+        grid, grid_note = evaluation_grid(
+            case.grid, plan.grid, sim.grid_spacing_mm, lo, hi, tips, GRID_CLEARANCE_MM, source
+        )
+        known = engine if isinstance(engine, KnownRun) else None
+        if (
+            known is not None
+            and known.fingerprint == plan_fingerprint(plan)
+            and known.settings == sim
+            and known.result.grid.same_geometry(grid)
+        ):
+            res = known.result
+        else:
+            res = simulate_laser(
+                case,
+                plan.fibres,
+                plan.illuminations,
+                settings=sim,
+                tissues=tissues,
+                devices=devices,
+                progress=progress,
+                source=source,
+                domain=build_domain(case, tips, sim, tissues, grid),
+            )
+        warnings, metrics = safety_warnings(res, tissues, devices)
+        metrics["tip_max_c"] = max(res.tip_max_c.values(), default=float("nan"))
+        metrics["critical_thermal_damage_ml"] = float(
+            sum(v for k, v in metrics.items() if k.startswith("critical_damage_ml."))
+        )
+        metrics["temperature_max_c"] = float(res.tmax_c.max())
+        metrics["total_energy_j"] = float(sum(s.power_w * s.duration_s for s in res.shots))
+        if sim.optical_sensitivity:
+            sens = optical_sensitivity(case, plan, sim, tissues, devices, source)
+            for name, vals in sens.items():
+                for k, v in vals.items():
+                    metrics[f"sensitivity.{name}.{k}"] = v
+            vols = [v["ablation_volume_ml"] for v in sens.values()]
+            nom = sens["nominal"]["ablation_volume_ml"]
+            if nom > 0:
+                metrics["sensitivity.volume_range_pct"] = round(
+                    100 * (max(vols) - min(vols)) / nom, 1
+                )
+        safety = float(settings.path_safety_distance_mm or 0.0)
+        clearance, path_w = needle_clearances(
+            case,
+            [
+                (f"fibre {f.id}", np.asarray(f.tip_lps_mm), np.asarray(f.direction_lps))
+                for f in plan.fibres
+            ],
+            safety,
+        )
+        warnings += path_w
+        if clearance is not None:
+            metrics["min_path_clearance_mm"] = clearance
+        ills = [
+            il.model_copy(update={"energy_j": round(il.power_w * il.duration_s, 3)})
+            for il in plan.illuminations
+        ]
+        notes = []
+        if grid_note:
+            notes.append(PlanWarning(level="info", code="grid_rebuilt", message=grid_note))
+        return EngineRun(
+            plan=plan.model_copy(update={"illuminations": ills, "laser_simulation": sim}),
+            grid=res.grid,
+            structures=res.structures,
+            zone=res.zone,
+            maps={
+                "temperature_max_c": res.tmax_c.astype(np.float32),
+                "thermal_omega": np.asarray(res.omega, np.float32),
+            },
+            metrics=metrics,
+            warnings=warnings,
+            refs=laser_refs(devices, safety),
+            parameters=laser_parameters(tissues, devices),
+            details=res,
+            notes=notes,
+        )
+
+    def assess(
+        self,
+        case: Case,
+        run: EngineRun,
+        region: np.ndarray,
+        zone_metrics: ZoneMetrics,
+        settings: EvaluationSettings,
+    ) -> Assessment:
+        p = coverage_probability(
+            run.zone,
+            region,
+            float(run.grid.spacing_mm[0]),
+            float(settings.placement_error_mm or 0.0),
+            int(settings.monte_carlo_samples or 0),
+            float(settings.required_coverage or 0.0),
+            settings.seed,
+        )
+        return Assessment(coverage_probability=None if math.isnan(p) else p)
+
+    def write_outputs(
+        self, out_dir: Path, case: Case, evaluation: Evaluation, *, report: bool
+    ) -> list[Path]:
+        from hepablate.modalities.outputs import write_plan_and_volumes
+
+        written = write_plan_and_volumes(out_dir, case, evaluation, label="laser ablation zone")
+        if report:
+            from hepablate.report.laser import write_laser_report
+
+            written += write_laser_report(out_dir, case, evaluation)
+        return written
+
+
+MODALITY = LaserModality()
+
+__all__ = ["MODALITY", "KnownRun", "LaserModality", "laser_parameters"]
