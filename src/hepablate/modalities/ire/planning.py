@@ -49,12 +49,12 @@ def plan_and_evaluate(
     progress: Progress | None,
     command: str,
 ) -> Evaluation:
-    from hepablate.optimize.ire import plan_ire
+    from hepablate.optimize import ire as planner
     from hepablate.pipeline import evaluate
 
     settings = IreSimulationSettings(grid_spacing_mm=options.grid_spacing_mm)
-    problem = IreProblem.from_case(case, settings=settings, tissues=tissues, devices=devices)
-    res = plan_ire(
+    problem = planner.default_engine(case, settings, tissues, devices)
+    res = planner.plan_ire(
         case,
         options,
         tissues=tissues,
@@ -93,15 +93,16 @@ def plan_and_evaluate(
     if not base.probes:
         no_layout = [w for w in draft.warnings if w.code == "no_layout"]
         return _nothing_planned(case, base, problem, no_layout, tissues, devices, command)
+    session = IreSession(problem) if isinstance(problem, IreProblem) else None
     return evaluate(
-        case, base, tissues=tissues, devices=devices, engine=IreSession(problem), command=command
+        case, base, tissues=tissues, devices=devices, engine=session, command=command
     )
 
 
 def _nothing_planned(
     case: Case,
     plan: Plan,
-    problem: IreProblem,
+    problem: Any,
     reasons: list[PlanWarning],
     tissues: TissueTable,
     devices: DeviceTable,
