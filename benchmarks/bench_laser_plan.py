@@ -13,7 +13,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from hepablate.optimize.laser import LaserPlanOptions, plan_laser_cli
+import hepablate
+from hepablate.optimize.laser import LaserPlanOptions
 from hepablate.phantoms import build_phantom, laser_example_spec
 
 
@@ -22,11 +23,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         r0 = resource.getrusage(resource.RUSAGE_SELF)
         t0 = time.perf_counter()
-        plan = plan_laser_cli(case, out=Path(tmp) / "plan", options=LaserPlanOptions())
+        ev = hepablate.plan(case, "laser", LaserPlanOptions())
+        hepablate.write_outputs(ev, Path(tmp) / "plan")
+        plan = ev.plan
         wall = time.perf_counter() - t0
         r1 = resource.getrusage(resource.RUSAGE_SELF)
     cpu = r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime
     m = plan.metrics
+    stats = plan.planning.stats if plan.planning else {}
     print(
         json.dumps(
             {
@@ -36,7 +40,7 @@ def main() -> None:
                 "status": plan.status,
                 "fibres": len(plan.fibres),
                 "steps": len({i.step for i in plan.illuminations}),
-                "energy_per_illumination_j": m.extra.get("energy_per_illumination_j"),
+                "energy_per_illumination_j": stats.get("energy_per_illumination_j"),
                 "total_energy_j": m.extra.get("total_energy_j"),
                 "target_coverage": m.target_coverage,
                 "min_margin_mm": m.min_margin_mm,
@@ -44,7 +48,7 @@ def main() -> None:
                 "non_target_liver_ml": m.non_target_liver_ml,
                 "coverage_probability": m.coverage_probability,
                 "sensitivity_volume_range_pct": m.extra.get("sensitivity.volume_range_pct"),
-                "planner_runs": m.extra.get("planner_runs"),
+                "planner_runs": stats.get("planner_runs"),
                 "warnings": sorted({w.code for w in plan.warnings}),
                 "cpu_count": os.cpu_count(),
                 "load_avg_1min": round(os.getloadavg()[0], 2),

@@ -7,7 +7,7 @@ import sys
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 err_console = Console(stderr=True)
 out_console = Console()
@@ -23,7 +23,7 @@ class RichProgress:
     def __init__(self, enabled: bool = True) -> None:
         self._enabled = enabled and err_console.is_terminal
         self._bar: Progress | None = None
-        self._task = None
+        self._task: TaskID | None = None
 
     def start(self, task: str, total: float | None = None) -> None:
         if not self._enabled:

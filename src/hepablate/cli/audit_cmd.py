@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
+from typing import Literal
 
 import typer
 
@@ -46,7 +47,8 @@ def register(app: typer.Typer) -> None:
         from hepablate.outcomes.audit_render import write_audit_report
         from hepablate.registry.db import default_url
 
-        if ci_method not in ("log-log", "log"):
+        methods: dict[str, Literal["log", "log-log"]] = {"log": "log", "log-log": "log-log"}
+        if ci_method not in methods:
             raise InputError(f"expected 'log-log' or 'log', got {ci_method!r}", field="--ci-method")
         when = None
         if as_of is not None:
@@ -59,8 +61,8 @@ def register(app: typer.Typer) -> None:
         sched = load_schedule(schedule) if schedule is not None else FollowupSchedule()
         settings = AuditSettings(
             site=site,
-            ci_method=ci_method,
-            schedule=sched,  # type: ignore[arg-type]
+            ci_method=methods[ci_method],
+            schedule=sched,
             as_of=when,
         )
         rep = write_audit_report(db or default_url(), out, settings, RichProgress())

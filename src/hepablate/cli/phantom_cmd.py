@@ -91,7 +91,7 @@ def register(app: typer.Typer) -> None:
                     raise InputError(
                         "expected three positive numbers 'x,y,z'", field="--tumour-semi-axes-mm"
                     ) from None
-                target.semi_axes_mm = axes  # type: ignore[assignment]
+                target.semi_axes_mm = axes
             for item in extra_tumour:
                 try:
                     tid, xyz, d = item.split(":")

@@ -13,7 +13,7 @@ from hepablate.cli._common import out_console, print_json
 _DB_HELP = "Database URL (sqlite:///PATH or postgresql://...); default $HEPABLATE_DB or ~/.local/share/hepablate/registry.db."
 
 
-def _engine(db: str | None):  # type: ignore[no-untyped-def]
+def _engine(db: str | None):
     from hepablate.registry.db import connect, require_schema
 
     engine = connect(db)

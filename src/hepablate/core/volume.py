@@ -11,12 +11,21 @@ Conventions (the same as SimpleITK/ITK and DICOM):
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
 import SimpleITK as sitk
 
 from hepablate.errors import InputError
+
+Vec3 = tuple[float, float, float]
+
+
+def vec3(values: Iterable[float]) -> Vec3:
+    """Three floats as a typed (x, y, z) tuple (LPS mm, or a direction)."""
+    x, y, z = (float(v) for v in values)
+    return (x, y, z)
 
 
 @dataclass(eq=False)

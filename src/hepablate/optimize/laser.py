@@ -36,6 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from hepablate.anatomy.tissues import TissueTable, load_tissue_table
 from hepablate.case.model import Case
 from hepablate.core.progress import NullProgress, Progress
+from hepablate.core.volume import vec3
 from hepablate.devices.catalog import DeviceTable, load_device_table
 from hepablate.errors import InputError
 from hepablate.evaluation import evaluate_zone, load_planning_defaults, target_region
@@ -177,6 +178,7 @@ class LaserPlanner:
                         field="energies_j",
                     )
         else:
+            assert dev.energy_j.range is not None, "devices.yaml laser.energy_j needs a range"
             lo, hi = (float(x) for x in dev.energy_j.range)
             energies = [lo, 0.5 * (lo + hi), hi]
         self.energies = energies
@@ -247,8 +249,8 @@ class LaserPlanner:
                         fibres.append(
                             Fibre(
                                 id=f"F{i + 1}",
-                                tip_lps_mm=tuple(round(float(x), 2) for x in tip),
-                                direction_lps=tuple(float(x) for x in d),
+                                tip_lps_mm=vec3(round(float(x), 2) for x in tip),
+                                direction_lps=vec3(d),
                             )
                         )
                     dur = round(e / self.power_w, 1)
@@ -387,27 +389,29 @@ class LaserPlanner:
         best = scored[0][1]
         runs = len(scored)
         # Confirm at the planning grid; raise the energy if coverage falls short.
-        res: dict[str, Any] | None = None
+        confirmed: dict[str, Any] | None = None
         for k in range(self.opts.max_confirmations):
-            res = self._simulate(best, self.opts.grid_spacing_mm)
+            confirmed = self._simulate(best, self.opts.grid_spacing_mm)
             runs += 1
-            if res["coverage"] >= self.required or k == self.opts.max_confirmations - 1:
+            if confirmed["coverage"] >= self.required or k == self.opts.max_confirmations - 1:
                 break
             bumped = self._with_energy(best, best.energy_j * 1.2)
             if bumped is None:
                 break
             best = bumped
-        return best, "", runs, res
+        return best, "", runs, confirmed
 
     def _calibrate(self, c: Candidate, zone_ml: float) -> float:
         """Reach scale at which the union of spheres around the candidate's tip positions has
         the simulated zone volume."""
         base = c.base_reach_mm
-        lo = c.shots.min(axis=0) - 3.0 * base
-        hi = c.shots.max(axis=0) + 3.0 * base
+        assert c.shots is not None
+        shots = c.shots
+        lo = shots.min(axis=0) - 3.0 * base
+        hi = shots.max(axis=0) + 3.0 * base
         rng = np.random.default_rng(0)
         pts = lo + rng.random((20000, 3)) * (hi - lo)
-        dmin = np.min(np.linalg.norm(pts[:, None, :] - c.shots[None], axis=-1), axis=1)
+        dmin = np.min(np.linalg.norm(pts[:, None, :] - shots[None], axis=-1), axis=1)
         box_ml = float(np.prod(hi - lo)) / 1000.0
         scales = np.linspace(0.5, 3.0, 51)
         vols = np.array([(dmin <= f * base).mean() * box_ml for f in scales])

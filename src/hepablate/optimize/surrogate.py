@@ -101,7 +101,7 @@ def _pair_params(
     seg = np.array([active_segment(p) for p in probes])  # (P, 2, 3): start, tip
     if offsets is not None:
         seg = seg + np.array([offsets[(p.cycle, p.id)] for p in probes])[:, None, :]
-    u = np.array([perpendicular_basis(unit(p.direction_lps))[0] for p in probes])
+    u = np.array([perpendicular_basis(unit(np.asarray(p.direction_lps)))[0] for p in probes])
     r = np.array([p.diameter_mm / 2 for p in probes])
     ia = np.array([keys[(cyc, a)] for a, _, _, cyc in pairs])
     ic = np.array([keys[(cyc, c)] for _, c, _, cyc in pairs])

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from hepablate.anatomy.containment import normalise_containment
 from hepablate.case.model import Case
-from hepablate.core.volume import Volume
+from hepablate.core.volume import Volume, vec3
 
 Vec3 = tuple[float, float, float]
 
@@ -116,7 +116,7 @@ def _grid(spacing: Vec3, fov: Vec3) -> Volume:
     # Odd sizes put a voxel centre on the grid centre, so centred shapes are symmetric.
     shape_ijk = [max(1, int(round(f / s))) | 1 for f, s in zip(fov, spacing, strict=True)]
     origin = [-(n - 1) * s / 2.0 for n, s in zip(shape_ijk, spacing, strict=True)]
-    return Volume(np.zeros(shape_ijk[::-1], dtype=np.int16), spacing, tuple(origin))
+    return Volume(np.zeros(shape_ijk[::-1], dtype=np.int16), spacing, vec3(origin))
 
 
 def _coords(grid: Volume) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

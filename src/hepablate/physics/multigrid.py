@@ -460,7 +460,7 @@ def _coarsen_active(active: np.ndarray) -> np.ndarray:
     cs = _coarse_shape(active.shape)
     pad = np.zeros(tuple(2 * c for c in cs), dtype=bool)
     pad[: active.shape[0], : active.shape[1], : active.shape[2]] = active
-    return pad.reshape(cs[0], 2, cs[1], 2, cs[2], 2).any(axis=(1, 3, 5))
+    return np.asarray(pad.reshape(cs[0], 2, cs[1], 2, cs[2], 2).any(axis=(1, 3, 5)))
 
 
 def _coarsen_cells(cells: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -687,13 +687,13 @@ class GridMultigrid:
         t0 = time.perf_counter()
         top = self.levels[0]
         kern = _k(top.n)
-        b = np.zeros(top.n)
-        b[self.cells] = rhs
-        b = b.reshape(top.shape)
-        x = np.zeros(top.n)
+        b_flat = np.zeros(top.n)
+        b_flat[self.cells] = rhs
+        b = b_flat.reshape(top.shape)
+        x_flat = np.zeros(top.n)
         if x0 is not None:
-            x[self.cells] = x0
-        x = x.reshape(top.shape)
+            x_flat[self.cells] = x0
+        x = x_flat.reshape(top.shape)
         bnorm = float(np.sqrt(kern["dot"](b, b)))
         its = 0
         if bnorm == 0.0:

@@ -53,9 +53,10 @@ class PathMap:
         self.case = case
         self.grid = case.grid
         self.safety_distance_mm = float(safety_distance_mm)
-        self.body = case.structures.get("body")
-        if self.body is None:
-            self.body = np.ones(self.grid.array.shape, dtype=bool)
+        body = case.structures.get("body")
+        self.body: np.ndarray = (
+            body if body is not None else np.ones(self.grid.array.shape, dtype=bool)
+        )
         nogo = np.zeros(self.grid.array.shape, dtype=bool)
         self._labels = np.zeros(self.grid.array.shape, dtype=np.int16)
         self.names: list[str] = []

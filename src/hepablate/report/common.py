@@ -4,7 +4,7 @@ evaluated on the plan) and the planner's record (what the search tried, its note
 from __future__ import annotations
 
 from hepablate.plans.model import CriterionResult, Plan
-from hepablate.report.document import Paragraph, Section, Table
+from hepablate.report.document import Block, Paragraph, Section, Table
 
 
 def _fmt(v: float | None, unit: str) -> str:
@@ -54,7 +54,7 @@ def planning_section(plan: Plan) -> Section | None:
     rec = plan.planning
     if rec is None:
         return None
-    blocks: list[Paragraph | Table] = [Paragraph(f"Planned by the {rec.planner}.", style="note")]
+    blocks: list[Block] = [Paragraph(f"Planned by the {rec.planner}.", style="note")]
     for w in rec.notes:
         blocks.append(Paragraph(f"[{w.code}] {w.message}", style=w.level))
     if rec.stats:

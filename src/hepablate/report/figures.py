@@ -178,10 +178,11 @@ def _draw_plane(ax, grid, name, idx, overlays, background, needles) -> None:
 
 
 def _legend(fig, overlays, needles) -> None:
+    from matplotlib.artist import Artist
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
-    handles = []
+    handles: list[Artist] = []
     for ov in overlays:
         if ov.fill:
             handles.append(
@@ -236,7 +237,7 @@ def oblique_slice(
         ).reshape(uu.shape)
 
     fig, ax = plt.subplots(figsize=(6.4, 5.6))
-    ext = [su[0], su[-1], sv[0], sv[-1]]
+    ext = (float(su[0]), float(su[-1]), float(sv[0]), float(sv[-1]))
     if background is not None:
         img = sample(background.array, 1)
         im = ax.imshow(
@@ -325,7 +326,7 @@ def view_3d(
         c, b = np.asarray(nd.active_start_lps_mm), np.asarray(nd.tip_lps_mm)
         a = np.asarray(nd.start_lps_mm)
         # Show the shaft only near the target (the full path would dwarf the view).
-        a = b + (a - b) * min(1.0, 40.0 / max(np.linalg.norm(a - b), 1e-9))
+        a = b + (a - b) * min(1.0, 40.0 / max(float(np.linalg.norm(a - b)), 1e-9))
         ax.plot(*zip(a, b, strict=True), color="0.3", lw=0.8)
         ax.plot(*zip(c, b, strict=True), color=nd.colour, lw=2.5)
         lo = np.minimum(lo, np.minimum(a, b))

@@ -305,19 +305,19 @@ def build_ire_document(
     )
     # ---- protocol
     prow = []
-    for i, p in enumerate(plan.pairs, 1):
-        vpc = p.voltage_v / (p.spacing_mm / 10) if p.spacing_mm else None
+    for i, pr in enumerate(plan.pairs, 1):
+        vpc = pr.voltage_v / (pr.spacing_mm / 10) if pr.spacing_mm else None
         prow.append(
             [
                 str(i),
-                str(p.cycle),
-                f"{p.anode} (+) -> {p.cathode} (-)",
-                _fmt(p.spacing_mm),
-                f"{p.voltage_v:.0f}",
+                str(pr.cycle),
+                f"{pr.anode} (+) -> {pr.cathode} (-)",
+                _fmt(pr.spacing_mm),
+                f"{pr.voltage_v:.0f}",
                 _fmt(vpc, 0),
-                str(p.pulses),
-                f"{p.pulse_width_us:g}",
-                _fmt(p.predicted_current_a),
+                str(pr.pulses),
+                f"{pr.pulse_width_us:g}",
+                _fmt(pr.predicted_current_a),
             ]
         )
     groups = max(

@@ -108,7 +108,7 @@ def sensitivity_rows(plan: Plan) -> list[list[str]]:
     for key, label in names:
         v = ex.get(f"sensitivity.{key}.ablation_volume_ml")
         c = ex.get(f"sensitivity.{key}.target_coverage")
-        if v is None:
+        if v is None or c is None:
             continue
         rows.append([label, f"{v:.2f}", f"{100 * c:.1f} %"])
     return rows if len(rows) > 1 else []
@@ -260,10 +260,12 @@ def _table(rows: list[list[str]], caption: str = "", widths: list[float] | None 
 def build_document(case: Case, plan: Plan, figs: dict[str, bytes]):
     """The laser report as a generic `ReportDocument` (hepablate.report.document)."""
     from hepablate.report.common import criteria_section, planning_section
-    from hepablate.report.document import Figure, Paragraph, ReportDocument, Section
+    from hepablate.report.document import Block, Figure, Paragraph, ReportDocument, Section
 
     status = plan.status + (f": {plan.status_reason}" if plan.status_reason else "")
-    warn_blocks = [Paragraph(f"[{w.code}] {w.message}", style=w.level) for w in plan.warnings]
+    warn_blocks: list[Block] = [
+        Paragraph(f"[{w.code}] {w.message}", style=w.level) for w in plan.warnings
+    ]
     captions = {
         "temperature": "Maximum temperature (degC) through the target centre: zone (cyan), "
         "tumour (green), tumour + margin (white dashed), tip positions (+).",

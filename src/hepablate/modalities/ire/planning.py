@@ -94,9 +94,7 @@ def plan_and_evaluate(
         no_layout = [w for w in draft.warnings if w.code == "no_layout"]
         return _nothing_planned(case, base, problem, no_layout, tissues, devices, command)
     session = IreSession(problem) if isinstance(problem, IreProblem) else None
-    return evaluate(
-        case, base, tissues=tissues, devices=devices, engine=session, command=command
-    )
+    return evaluate(case, base, tissues=tissues, devices=devices, engine=session, command=command)
 
 
 def _nothing_planned(

@@ -190,13 +190,15 @@ def build_electrodes(
         hi = np.ceil((np.maximum(a, b) + reach + ell) / h).astype(int)
         lo = np.clip(lo, 0, np.array(shape[::-1]) - 1)
         hi = np.clip(hi, 0, np.array(shape[::-1]) - 1)
-        ii, jj, kk = np.meshgrid(
-            np.arange(lo[0], hi[0] + 1),
-            np.arange(lo[1], hi[1] + 1),
-            np.arange(lo[2], hi[2] + 1),
-            indexing="ij",
+        ii, jj, kk = (
+            np.ravel(g)
+            for g in np.meshgrid(
+                np.arange(lo[0], hi[0] + 1),
+                np.arange(lo[1], hi[1] + 1),
+                np.arange(lo[2], hi[2] + 1),
+                indexing="ij",
+            )
         )
-        ii, jj, kk = ii.ravel(), jj.ravel(), kk.ravel()
         cell = index[kk, jj, ii]
         x = np.stack([ii, jj, kk], axis=1) * h
         rel = x - a
@@ -209,7 +211,7 @@ def build_electrodes(
         rad = _kernel(rho / big_r)
         band = inside
         geo = _near_field_factor(perp, d, rho, r_w, big_r, h)  # (n, 3), 1/m
-        nodes = []
+        nodes: list[int] = []
         rows_c, cols_c, vals_c = [], [], []
         for j in range(n_seg + 1):
             tj = j * ell
