@@ -35,12 +35,8 @@ def main() -> None:
     args = ap.parse_args()
 
     from hepablate.outcomes.audit import AuditSettings, build_audit, read_registry
-    from hepablate.outcomes.audit_render import (
-        make_figures,
-        render_html,
-        render_pdf,
-        write_audit_report,
-    )
+    from hepablate.outcomes.audit_render import build_document, make_figures, write_audit_report
+    from hepablate.report.document import render_html, render_pdf
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-audit-"))
     url = args.db
@@ -74,10 +70,11 @@ def main() -> None:
     figs = make_figures(report, kms)
     stages["figures_s"] = time.perf_counter() - t
     t = time.perf_counter()
-    render_html(report, figs)
+    doc = build_document(report, figs)
+    render_html(doc)
     stages["html_s"] = time.perf_counter() - t
     t = time.perf_counter()
-    render_pdf(report, figs, tmp / "stage.pdf")
+    render_pdf(doc, tmp / "stage.pdf")
     stages["pdf_s"] = time.perf_counter() - t
     print(
         json.dumps(

@@ -6,7 +6,8 @@
 - `survival`: Puijk 2021 time-to-event end points, Kaplan-Meier (Greenwood; log / log-log CI),
   log-rank, Cox.
 - `proportions`: Wilson and Clopper-Pearson intervals.
-- `audit` / `audit_render`: the registry audit report (imported lazily: pandas, matplotlib).
+- `audit` / `audit_render` / `audit_figures`: the registry audit report (imported lazily:
+  pandas, matplotlib).
 """
 
 from __future__ import annotations

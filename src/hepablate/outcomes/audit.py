@@ -1,12 +1,12 @@
 """The audit report: the NICE key efficacy and safety outcomes of every patient in the registry.
 
 Reads the registry tables (live rows only, `deleted_at IS NULL`, optionally one site) with
-pandas, runs the outcome engines (endpoints, grading, survival, proportions) and returns a
-JSON-ready dict; `write_audit_report` also renders `audit.html` (self-contained) and
-`audit.pdf`. Grouping: efficacy and survival by the modality of the first session that
-treated the tumour (tumour end points) or the patient (patient end points); safety by the
-modality of the session an adverse event belongs to, with the patients who had a session of
-that modality as denominator. "overall" pools every modality.
+`registry.export.read_tables`, runs the outcome engines (endpoints, grading, survival,
+proportions) and returns a JSON-ready dict; `write_audit_report` also renders `audit.html`
+(self-contained) and `audit.pdf`. Grouping: efficacy and survival by the modality of the
+first session that treated the tumour (tumour end points) or the patient (patient end
+points); safety by the modality of the session an adverse event belongs to, with the patients
+who had a session of that modality as denominator. "overall" pools every modality.
 
 Measures (NICE IPG/HTG722 section 3.2-3.3 key outcomes; Ahmed 2014 terminology):
 complete ablation = primary efficacy per tumour; LTP per tumour with a documented complete
@@ -22,7 +22,6 @@ from __future__ import annotations
 import math
 import sqlite3
 from collections import Counter, defaultdict
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -69,66 +68,6 @@ from hepablate.outcomes.survival import (
     time_to_progression,
 )
 
-# the columns the audit reads from each table (only these: reading is the slow part)
-COLUMNS: dict[str, tuple[str, ...]] = {
-    "patients": (
-        "id",
-        "patient_code",
-        "year_of_birth",
-        "diagnosis",
-        "child_pugh_class",
-        "ecog",
-        "death_date",
-        "death_procedure_related",
-        "transplant_date",
-        "last_contact_date",
-    ),
-    "tumours": ("id", "patient_id", "size_mm", "tumour_type"),
-    "procedure_sessions": (
-        "id",
-        "patient_id",
-        "procedure_date",
-        "modality",
-        "length_of_stay_days",
-        "readmission_30d",
-    ),
-    "treated_tumours": ("id", "session_id", "tumour_id", "technical_success"),
-    "followups": (
-        "id",
-        "patient_id",
-        "followup_date",
-        "new_intrahepatic_disease",
-        "distant_disease",
-    ),
-    "followup_lesions": (
-        "id",
-        "followup_id",
-        "tumour_id",
-        "residual_tumour",
-        "local_progression",
-        "minimal_margin_mm",
-    ),
-    "adverse_events": (
-        "id",
-        "patient_id",
-        "session_id",
-        "onset_date",
-        "category",
-        "therapy",
-        "intervention",
-        "intervention_anaesthesia",
-        "transfusion_units",
-        "icu_admission",
-        "organ_failure",
-        "extra_stay_days",
-        "prolonged_hospitalisation",
-        "permanent_sequelae",
-        "ongoing_at_discharge",
-        "death",
-        "life_threatening",
-    ),
-}
-TABLES = tuple(COLUMNS)
 SAFETY_CATEGORIES = (
     "bleeding",
     "infection",
@@ -207,20 +146,13 @@ class RegistryData:
     source: str
 
 
-def _date_cols(df: pd.DataFrame, cols: Iterable[str]) -> None:
-    """ISO strings (SQLite) or dates (PostgreSQL) -> datetime.date objects, None when empty."""
-    for c in cols:
-        if c in df:
-            v = pd.to_datetime(df[c], errors="coerce", format="ISO8601")
-            df[c] = np.where(v.notna(), v.dt.date, None)
-
-
 def read_registry(url: str, site: str | None = None) -> RegistryData:
-    """Live rows of the clinical tables; one-line InputError for an unusable database."""
-    from sqlalchemy import text
+    """Live rows of the clinical tables (`registry.export.read_tables`); one-line InputError
+    for an unusable database."""
     from sqlalchemy.exc import SQLAlchemyError
 
-    from hepablate.registry.db import connect, require_schema
+    from hepablate.registry.db import connect
+    from hepablate.registry.export import read_tables
 
     shown = url
     if url.startswith("sqlite:///"):
@@ -230,25 +162,7 @@ def read_registry(url: str, site: str | None = None) -> RegistryData:
     try:
         engine = connect(url)
         shown = engine.url.render_as_string(hide_password=True)
-        require_schema(engine)
-        frames: dict[str, pd.DataFrame] = {}
-        with engine.connect() as conn:
-            for t in TABLES:
-                q = f"SELECT {', '.join(COLUMNS[t])} FROM {t} WHERE deleted_at IS NULL"
-                if engine.dialect.name == "sqlite":
-                    # the raw sqlite3 cursor is ~3x faster than SQLAlchemy's result rows
-                    raw = conn.connection.dbapi_connection
-                    args: tuple[str, ...] = ()
-                    if site is not None:
-                        q += " AND site = ?"
-                        args = (site,)
-                    frames[t] = pd.read_sql_query(q, raw, params=args)  # type: ignore[arg-type]
-                else:
-                    params: dict[str, Any] = {}
-                    if site is not None:
-                        q += " AND site = :site"
-                        params["site"] = site
-                    frames[t] = pd.read_sql_query(text(q), conn, params=params)
+        frames = read_tables(engine, site)
     except InputError:
         raise
     except sqlite3.Error as exc:
@@ -260,12 +174,6 @@ def read_registry(url: str, site: str | None = None) -> RegistryData:
         raise InputError(
             f"cannot read the registry database: {msg}", source=shown, field="db"
         ) from exc
-    _date_cols(
-        frames["patients"], ("death_date", "transplant_date", "last_contact_date", "mdt_date")
-    )
-    _date_cols(frames["procedure_sessions"], ("procedure_date",))
-    _date_cols(frames["followups"], ("followup_date",))
-    _date_cols(frames["adverse_events"], ("onset_date",))
     # live rows whose parents were deleted are not live
     p = set(frames["patients"]["id"])
     for t in ("tumours", "procedure_sessions", "followups", "adverse_events"):
