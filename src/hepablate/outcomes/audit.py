@@ -170,7 +170,8 @@ def read_registry(url: str, site: str | None = None) -> RegistryData:
             f"cannot read the registry database: {exc}", source=shown, field="db"
         ) from exc
     except SQLAlchemyError as exc:
-        msg = str(exc.orig if getattr(exc, "orig", None) else exc).splitlines()[0]
+        orig = getattr(exc, "orig", None)
+        msg = str(orig if orig else exc).splitlines()[0]
         raise InputError(
             f"cannot read the registry database: {msg}", source=shown, field="db"
         ) from exc
@@ -544,20 +545,21 @@ def _grade_events(ae: pd.DataFrame, sessions: pd.DataFrame) -> pd.DataFrame:
     ae = ae.copy()
     sd = dict(zip(sessions["id"], sessions["procedure_date"], strict=True))
     cols: dict[str, list[Any]] = defaultdict(list)
-    for r in ae.itertuples(index=False):
+    rows: list[dict[Any, Any]] = ae.to_dict("records")
+    for r in rows:
         f = AdverseEventFacts(
-            therapy=r.therapy,
-            intervention=r.intervention,
-            intervention_anaesthesia=r.intervention_anaesthesia,
-            transfusion_units=int(r.transfusion_units or 0),
-            icu_admission=bool(r.icu_admission),
-            organ_failure=r.organ_failure,
-            extra_stay_days=int(r.extra_stay_days or 0),
-            prolonged_hospitalisation=bool(r.prolonged_hospitalisation),
-            permanent_sequelae=bool(r.permanent_sequelae),
-            ongoing_at_discharge=bool(r.ongoing_at_discharge),
-            death=bool(r.death),
-            life_threatening=bool(r.life_threatening),
+            therapy=r["therapy"],
+            intervention=r["intervention"],
+            intervention_anaesthesia=r["intervention_anaesthesia"],
+            transfusion_units=int(r["transfusion_units"] or 0),
+            icu_admission=bool(r["icu_admission"]),
+            organ_failure=r["organ_failure"],
+            extra_stay_days=int(r["extra_stay_days"] or 0),
+            prolonged_hospitalisation=bool(r["prolonged_hospitalisation"]),
+            permanent_sequelae=bool(r["permanent_sequelae"]),
+            ongoing_at_discharge=bool(r["ongoing_at_discharge"]),
+            death=bool(r["death"]),
+            life_threatening=bool(r["life_threatening"]),
         )
         g = grade_all(f)
         cols["_cd"].append(g.clavien_dindo)
@@ -566,9 +568,11 @@ def _grade_events(ae: pd.DataFrame, sessions: pd.DataFrame) -> pd.DataFrame:
         cols["_sir2017"].append(g.sir_2017)
         cols["_cirse"].append(g.cirse)
         cols["_ctcae"].append(g.ctcae)
-        pd_ = sd.get(r.session_id)
+        pd_ = sd.get(r["session_id"])
         cols["_timing"].append(
-            timing(pd_, r.onset_date) if pd_ and r.onset_date and r.onset_date >= pd_ else None
+            timing(pd_, r["onset_date"])
+            if pd_ and r["onset_date"] and r["onset_date"] >= pd_
+            else None
         )
     for k in ("_cd", "_cd_major", "_sir2003", "_sir2017", "_cirse", "_ctcae", "_timing"):
         ae[k] = cols[k] if len(ae) else pd.Series(dtype=object)
@@ -872,7 +876,8 @@ def _tests(
         if m != ref:
             cov[f"modality_{m}_vs_{ref}"] = [1.0 if x == m else 0.0 for x in mod]
     cov["age_per_10_years"] = [
-        (dv.first_date[p].year - float(pts.at[p, "year_of_birth"])) / 10.0 for p in pids
+        (dv.first_date[p].year - float(pts.at[p, "year_of_birth"])) / 10.0  # type: ignore[arg-type]
+        for p in pids
     ]
     cov["diagnosis_hcc"] = [1.0 if pts.at[p, "diagnosis"] == "hcc" else 0.0 for p in pids]
     cov["largest_tumour_per_10_mm"] = [float(tum.get(p, np.nan)) / 10.0 for p in pids]

@@ -335,5 +335,5 @@ def best_overall_response(responses: Sequence[TimepointResponse]) -> Response:
     seen = {r.overall for r in responses}
     for r in order:
         if r in seen:
-            return r  # type: ignore[return-value]
+            return r
     return "ne"
