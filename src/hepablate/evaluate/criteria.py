@@ -13,6 +13,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict
 
 from hepablate.anatomy.tissues import Quantity
+from hepablate.core.units import unit_of
 from hepablate.evaluate.metrics import ZoneMetrics
 from hepablate.plan.model import Parameter, PlanWarning
 
@@ -41,8 +42,11 @@ class PlanningDefaults(BaseModel):
         for name in type(self).model_fields:
             q = getattr(self, name)
             if isinstance(q, Quantity):
-                unit = "mm" if name.endswith("_mm") else ("deg" if name.endswith("_deg") else "")
-                out.append(Parameter(name=prefix + name, value=q.value, unit=unit, source=q.source))
+                out.append(
+                    Parameter(
+                        name=prefix + name, value=q.value, unit=unit_of(name), source=q.source
+                    )
+                )
         return out
 
 
