@@ -4,7 +4,8 @@ import numpy as np
 
 from hepablate.evaluation import load_planning_defaults
 from hepablate.optimize import IrePlanOptions, plan_ire
-from hepablate.optimize.ire import IrePlanner, limits_from
+from hepablate.optimize.ire import IrePlanner, SearchState, limits_from
+from hepablate.optimize.ire.probes import make_probes, paths_ok
 from hepablate.phantoms import PhantomSpec, TubeSpec, TumourSpec, build_phantom
 from hepablate.placement.geometry import (
     Layout2D,
@@ -137,11 +138,12 @@ def test_blocked_probe_is_tilted_past_the_structure(fake_problem_factory):
         return IrePlanner(case, fake_problem_factory(case), lim, load_planning_defaults(), o)
 
     par = planner(False)
-    assert not par._paths_ok(par._make_probes(1, d, lay, tip_t, 20.0, u, v))[0]
+    st = SearchState.initial(par.lim)
+    assert not paths_ok(par, st, make_probes(par, st, 1, d, lay, tip_t, 20.0, u, v))[0]
     ang = planner(True)
-    probes = ang._make_probes(1, d, lay, tip_t, 20.0, u, v)
+    probes = make_probes(ang, st, 1, d, lay, tip_t, 20.0, u, v)
     pairs = neighbour_pairs(pts, 20.0)
-    assert ang._paths_ok(probes, pairs)[0]
+    assert paths_ok(ang, st, probes, pairs)[0]
     # The probe on the vein's line is tilted (its neighbour may follow to keep the spacing),
     # by at most 15 deg, and keeps its active centre where the layout put it.
     on_line = [k for k, q in enumerate(pts) if abs(q[0] - c0 @ u) < 1e-6][0]

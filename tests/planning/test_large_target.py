@@ -78,3 +78,36 @@ def test_cell_diagonals_only_across_open_cells():
     # probe and stay off.
     pts5 = template_2d(5, 17.0)
     assert set(energised_pairs(pts5, 20.0, 25.0)) == set(energised_pairs(pts5, 20.0))
+
+
+def test_search_state_is_explicit_and_single_placement_reported(fake_problem_factory):
+    # The search state is a frozen value the loop renews; `candidate_layouts` says whether a
+    # single placement fits (the planner keeps no such flag).
+    from dataclasses import FrozenInstanceError, replace
+
+    import pytest
+
+    from hepablate.devices.catalog import load_device_table
+    from hepablate.evaluation import load_planning_defaults
+    from hepablate.optimize.ire import IrePlanner, SearchState, limits_from
+    from hepablate.optimize.ire.layouts import candidate_layouts
+
+    def planner(case, **kw):
+        o = IrePlanOptions(monte_carlo_samples=0, **kw)
+        lim = limits_from(load_device_table(), 600.0, o)
+        return IrePlanner(case, fake_problem_factory(case), lim, load_planning_defaults(), o)
+
+    big = planner(_case(30.0, 5.0, 1.0, spacing=3.0), max_probes=3)
+    st = SearchState.initial(big.lim)
+    assert st.pair_max_mm == big.lim.spacing_max_mm and st.tumour_weight == 1.0
+    with pytest.raises(FrozenInstanceError):
+        st.tumour_weight = 2.0  # type: ignore[misc]
+    _, single = candidate_layouts(big, st, set())
+    assert not single  # three probes cannot cover a 4 cm region in one placement
+    small = planner(_case(15.0))
+    cands, single = candidate_layouts(small, SearchState.initial(small.lim), set())
+    assert single and cands
+    # A tighter reach estimate is a new state; the old one is unchanged.
+    tight = replace(st, reach_factor=0.1)
+    assert st.reach_factor == 0.45 and tight.reach_factor == 0.1
+    assert not candidate_layouts(small, replace(tight, pair_max_mm=20.0), set())[1]

@@ -1,17 +1,23 @@
 """Perivascular and tumour-first planning logic (issue #4): fast, with the stand-in engine or
 no engine at all. The real-engine cases are in test_plan_engine.py (slow)."""
 
+from dataclasses import replace
+
 import numpy as np
 
 from hepablate.evaluation import load_planning_defaults
 from hepablate.optimize import IrePlanOptions, plan_ire
 from hepablate.optimize.ire import (
     IrePlanner,
+    SearchState,
     _fit_layout,
     describe_shortfall,
     limits_from,
     shortfall_groups,
 )
+from hepablate.optimize.ire.layouts import axial_cycles
+from hepablate.optimize.ire.probes import make_probes, paths_ok
+from hepablate.optimize.ire.voltages import bordering_pairs, confirm, covered, fast_voltages, repair
 from hepablate.placement.geometry import perpendicular_basis, segments_distance
 from hepablate.placement.paths import PathMap
 
@@ -43,16 +49,18 @@ def test_repair_raises_only_the_pairs_that_border_the_shortfall(fake_problem_fac
     c = pl.region_pts.mean(axis=0)
     lay = Layout2D(6, 12.0, 0.0, (float(c @ u) - 4.0, float(c @ v)))  # off-centre on purpose
     t = pl.region_pts @ d
-    probes = pl._make_probes(1, d, lay, float(t.max()), 25.0, u, v)
+    state = SearchState.initial(pl.lim)
+    probes = make_probes(pl, state, 1, d, lay, float(t.max()), 25.0, u, v)
     pairs = neighbour_pairs(lay.points(), 20.0)
     cyc = CycleLayout(1, d, lay, float(t.max()), 25.0, probes, pairs, pl.region)
-    fast, _ = pl.fast_voltages([cyc], 0.995)
-    conf = pl.confirm(probes, fast)
-    assert not pl._covered(conf, 0.99)
+    fast, _, fields = fast_voltages(pl, [cyc], 0.995)
+    conf = confirm(pl, probes, fast)
+    assert not covered(conf, 0.99)
     caps = [min(p.voltage_v * 1.12, 3000.0) for p in conf.pairs]
-    border = pl._bordering_pairs(conf, caps)
+    border = bordering_pairs(pl, conf, caps, fields)
     assert border and len(border) < len(conf.pairs)
-    fixed = pl._repair(conf, 0.99)
+    assert bordering_pairs(pl, conf, caps, {}) is None  # fields unknown: every pair counts
+    fixed = repair(pl, conf, 0.99, fields)
     raised = {
         i
         for i, (a, b) in enumerate(zip(conf.pairs, fixed.pairs, strict=True))
@@ -111,11 +119,12 @@ def test_probe_aimed_at_an_abutting_vessel_may_stop_short_of_it(fake_problem_fac
     centre = np.array([-45.0, 0.0, 0.0])
     lay = Layout2D(2, 10.0, 0.0, (float(centre @ u), float(centre @ v)))
     tip_t = float(centre @ d) + 15.0  # beyond the vessel (its wall is 5 mm from the centre)
-    pl.max_back_fraction = 0.5
-    assert not pl._paths_ok(pl._make_probes(1, d, lay, tip_t, 16.0, u, v))[0]
-    pl.max_back_fraction = 0.9
-    probes = pl._make_probes(1, d, lay, tip_t, 16.0, u, v)
-    assert pl._paths_ok(probes)[0]
+    half = SearchState.initial(pl.lim)
+    assert half.max_back_fraction == 0.5
+    assert not paths_ok(pl, half, make_probes(pl, half, 1, d, lay, tip_t, 16.0, u, v))[0]
+    deep = replace(half, max_back_fraction=0.9)
+    probes = make_probes(pl, deep, 1, d, lay, tip_t, 16.0, u, v)
+    assert paths_ok(pl, deep, probes)[0]
     pm = PathMap(case, 3.0)
     for p in probes:
         chk = pm.check_path(np.asarray(p.tip_lps_mm), d)
@@ -130,14 +139,14 @@ def test_pullback_cycles_overlap(fake_problem_factory):
     case = _case(15.0)
     pl = _planner(case, fake_problem_factory(case))
     ov = float(load_planning_defaults().pullback_overlap_mm.value)
-    cyc = pl._axial_cycles(np.array([0.0, 40.0]), 0.0)
+    cyc = axial_cycles(pl, np.array([0.0, 40.0]), 0.0)
     assert len(cyc) == 2
     (t0, e0), (t1, e1) = cyc
     assert abs(t0 - 40.0) < 1e-9 and abs(t1 - e1) < 1e-9  # the cycles span [0, 40]
     assert e0 <= 25.0 and e1 <= 25.0
     assert abs((t0 - e0) - (t1 - ov)) < 1e-9  # the second ends `ov` beyond the first's start
     # A region shorter than the practice maximum needs a single cycle.
-    assert len(pl._axial_cycles(np.array([0.0, 24.0]), 0.0)) == 1
+    assert len(axial_cycles(pl, np.array([0.0, 24.0]), 0.0)) == 1
 
 
 # ---- where and why the target is left uncovered ---------------------------------------------

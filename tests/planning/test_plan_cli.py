@@ -7,7 +7,7 @@ import numpy as np
 import pypdfium2 as pdfium
 import pytest
 
-import hepablate.optimize.ire as ire_mod
+import hepablate.optimize.ire.assemble as ire_mod
 from hepablate.case.writer import write_case
 from hepablate.cli import main
 from hepablate.phantoms import PhantomSpec, TubeSpec, TumourSpec, build_phantom
@@ -41,7 +41,7 @@ def fake_engine(monkeypatch, fake_problem_factory):
 
 @pytest.fixture(scope="module")
 def planned(case_dir, tmp_path_factory, fake_problem_factory):
-    import hepablate.optimize.ire as m
+    import hepablate.optimize.ire.assemble as m
 
     orig = m.default_engine
     m.default_engine = lambda case, settings, tissues, devices: fake_problem_factory(case)

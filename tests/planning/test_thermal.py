@@ -6,7 +6,7 @@ import numpy as np
 from scipy import ndimage
 
 from hepablate.optimize import IrePlanOptions, plan_ire
-from hepablate.optimize.ire import IrePlanner
+from hepablate.optimize.ire.voltages import split_trains
 from hepablate.placement.geometry import active_segment, probe_spacing_mm
 from hepablate.plans.model import IrePair, PlanWarning
 
@@ -78,7 +78,7 @@ def test_split_trains_protocol():
         IrePair(cycle=1, anode="P2", cathode="P3", voltage_v=2100, pulses=90),
         IrePair(cycle=2, anode="P1", cathode="P2", voltage_v=2000, pulses=90),
     ]
-    out = IrePlanner._split_trains(pairs, {1})
+    out = split_trains(pairs, {1})
     assert [(p.cycle, p.anode, p.cathode, p.pulses) for p in out] == [
         (1, "P1", "P2", 45),
         (1, "P2", "P3", 45),
@@ -86,7 +86,7 @@ def test_split_trains_protocol():
         (1, "P2", "P3", 45),
         (2, "P1", "P2", 90),
     ]
-    assert IrePlanner._split_trains(out, {1, 2})[:4] == out[:4]  # split once only
+    assert split_trains(out, {1, 2})[:4] == out[:4]  # split once only
 
 
 def test_raise_that_heats_the_vessel_is_delivered_in_split_trains():

@@ -3,8 +3,8 @@
 
 from __future__ import annotations
 
-# Longest suffixes first: `_v_per_cm` before `_v`.
-_UNIT_SUFFIXES = (
+#: Name suffix -> unit, the longer suffixes first (`_v_per_cm` before `_v`).
+UNIT_SUFFIXES: tuple[tuple[str, str], ...] = (
     ("_per_cm_v", "V/cm"),
     ("_v_per_cm", "V/cm"),
     ("_s_per_m", "S/m"),
@@ -33,7 +33,7 @@ _UNIT_SUFFIXES = (
 
 def unit_of(name: str) -> str:
     """Unit of a quantity from the suffix of its name ('' if the name carries none)."""
-    for suffix, unit in _UNIT_SUFFIXES:
+    for suffix, unit in UNIT_SUFFIXES:
         if name.endswith(suffix):
             return unit
     return ""

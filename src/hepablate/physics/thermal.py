@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from hepablate.core.cache import ByteBudgetCache
 from hepablate.physics.stencil import StencilSystem
 
 #: Boxes with fewer cells use the serial kernels.
@@ -76,16 +77,19 @@ class PennesSolver:
         self._faces = tuple(faces)  # fx, fy, fz
         self._ksum = ksum.ravel()[cells]
         self._coupling = coupling.ravel()[cells] * self.t_blood_c
-        self._cache: dict[float, _PennesSystem] = {}
+        # One system matrix per time step (a run uses a few step lengths).
+        self._cache: ByteBudgetCache[float, _PennesSystem] = ByteBudgetCache()
         self.iterations: list[int] = []
 
     def _system(self, dt_s: float) -> _PennesSystem:
-        if dt_s not in self._cache:
+        system = self._cache.get(dt_s)
+        if system is None:
             diag = np.ones(self.shape)
             d = self._ksum + self.cap / dt_s + self.perf
             diag.ravel()[self.cells] = np.where(self.fixed, 1.0, d)
-            self._cache[dt_s] = _PennesSystem(diag, *self._faces)
-        return self._cache[dt_s]
+            system = _PennesSystem(diag, *self._faces)
+            self._cache.put(dt_s, system)
+        return system
 
     def step(
         self,

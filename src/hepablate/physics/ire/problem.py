@@ -28,6 +28,7 @@ import scipy.ndimage as ndi
 from hepablate.anatomy.tissues import TissueTable, tissue_map
 from hepablate.anatomy.vocabulary import BILE_DUCTS, VESSELS, base_name
 from hepablate.case.model import Case
+from hepablate.core.cache import ByteBudgetCache
 from hepablate.core.progress import NullProgress, Progress
 from hepablate.core.volume import Volume
 from hepablate.devices.catalog import DeviceTable
@@ -235,12 +236,20 @@ class IreProblem:
         self.t_blood_c = float(tissues.blood.temperature_c.value)
         # (cycle geometry, anode, cathode, voltage) -> (|E| V/cm, Joule source W/m^3 or None,
         # current A, floating potentials, iterations, converged); least recently used first.
-        self._pair_memo: dict[tuple, tuple] = {}
-        self._pair_memo_bytes = 0
-        self.pair_memo_hits = 0
-        self._basis_cache: dict[tuple, tuple[UnitBasis, int]] = {}
-        self._basis_cache_bytes = 0
-        self.basis_cache_hits = 0
+        self._pair_memo: ByteBudgetCache[tuple, tuple] = ByteBudgetCache(PAIR_MEMO_BYTES)
+        self._basis_cache: ByteBudgetCache[tuple, UnitBasis] = ByteBudgetCache(
+            BASIS_CACHE_BYTES, size=UnitBasis.nbytes
+        )
+
+    @property
+    def pair_memo_hits(self) -> int:
+        """Pair solutions served from memory so far."""
+        return self._pair_memo.hits
+
+    @property
+    def basis_cache_hits(self) -> int:
+        """Unit bases served from memory so far."""
+        return self._basis_cache.hits
 
     # ---- construction ---------------------------------------------------------------------
     @classmethod
@@ -323,19 +332,11 @@ class IreProblem:
             raise InputError("at least two probes are needed", field="probes")
         rtol = self._default_basis_rtol() if rtol is None else float(rtol)
         key = (_geometry_key(probes), rtol)
-        hit = self._basis_cache.pop(key, None)
+        hit = self._basis_cache.get(key)
         if hit is not None:
-            self._basis_cache[key] = hit  # most recently used last
-            self.basis_cache_hits += 1
-            return hit[0]
+            return hit
         basis = self._unit_basis(probes, rtol)
-        size = basis.nbytes()
-        if size <= BASIS_CACHE_BYTES:
-            self._basis_cache[key] = (basis, size)
-            self._basis_cache_bytes += size
-            while self._basis_cache_bytes > BASIS_CACHE_BYTES:
-                k0 = next(iter(self._basis_cache))
-                self._basis_cache_bytes -= self._basis_cache.pop(k0)[1]
+        self._basis_cache.put(key, basis)
         return basis
 
     def _unit_basis(self, probes: list[Probe], rtol: float) -> UnitBasis:
@@ -559,10 +560,8 @@ class IreProblem:
             basis: UnitBasis | None = None
             for pair in (p for p in pairs if p.cycle == cyc):
                 key = (geometry, pair.anode, pair.cathode, float(pair.voltage_v))
-                hit = self._pair_memo.pop(key, None) if memo else None
+                hit = self._pair_memo.get(key) if memo else None
                 if hit is not None:
-                    self._pair_memo[key] = hit  # most recently used last
-                    self.pair_memo_hits += 1
                     emag, q, cur, fl, its, ok = hit
                 else:
                     if basis is None:
@@ -594,7 +593,7 @@ class IreProblem:
                         u = getattr(self, "_last_u", basis.potentials_v.T @ v)
                         states.append((basis, pair, u, sig, v))
                     if memo:
-                        self._remember(key, (emag, q, cur, fl, its, ok))
+                        self._pair_memo.put(key, (emag, q, cur, fl, its, ok))
                 field_max = np.maximum(field_max, emag)
                 survival *= peleg_fermi_survival(emag, pair.pulses, pf)
                 results.append(
@@ -680,16 +679,6 @@ class IreProblem:
         if omega is not None:
             warnings.extend(self._thermal_warnings(result))
         return result
-
-    def _remember(self, key: tuple, entry: tuple) -> None:
-        size = sum(a.nbytes for a in entry[:2] if a is not None)
-        if size > PAIR_MEMO_BYTES:
-            return
-        self._pair_memo[key] = entry
-        self._pair_memo_bytes += size
-        while self._pair_memo_bytes > PAIR_MEMO_BYTES:
-            old = self._pair_memo.pop(next(iter(self._pair_memo)))
-            self._pair_memo_bytes -= sum(a.nbytes for a in old[:2] if a is not None)
 
     # ---- Joule heating --------------------------------------------------------------------
     def _joule_source(

@@ -1,0 +1,109 @@
+"""What one IRE planning run works with: the case, the engine, the limits and defaults, the
+target region and needle-path map derived from them (fixed for the run), the caches of
+results the search meets again, and the record of what the search did."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+
+from hepablate.case.model import Case
+from hepablate.core.cache import ByteBudgetCache
+from hepablate.core.progress import NullProgress, Progress
+from hepablate.evaluation import PlanningDefaults, target_region
+from hepablate.optimize.ire.model import IreEngine, IrePlanOutcome, SearchRecord
+from hepablate.optimize.ire.options import IrePlanOptions, Limits
+from hepablate.optimize.ire.search import run_search
+from hepablate.placement.geometry import Layout2D
+from hepablate.placement.paths import EntryRegion, PathMap
+
+#: Needle path checks remembered (`layouts.check_path`): the search meets the same paths
+#: again with other splits, reach estimates and pair sets.
+PATH_CACHE_ENTRIES = 200_000
+
+
+class IrePlanner:
+    """Plans one case on one engine problem (`run`; the steps are in `search`)."""
+
+    def __init__(
+        self,
+        case: Case,
+        engine: IreEngine,
+        limits: Limits,
+        defaults: PlanningDefaults,
+        opts: IrePlanOptions,
+        progress: Progress | None = None,
+    ):
+        self.case = case
+        self.engine = engine
+        self.lim = limits
+        self.defaults = defaults
+        self.opts = opts
+        self.progress = progress or NullProgress()
+        self.grid = engine.grid
+        self.structures = engine.structures
+        sp = self.grid.spacing_mm
+        self.region = target_region(self.structures, case.target_key, case.margin_mm, sp)
+        self.safety_mm = (
+            opts.safety_distance_mm
+            if opts.safety_distance_mm is not None
+            else float(defaults.path_safety_distance_mm.value)
+        )
+        self.max_cycles = (
+            opts.max_cycles if opts.max_cycles is not None else int(defaults.max_cycles.value)
+        )
+        self.paths = PathMap(case, self.safety_mm)
+        self.entry = (
+            EntryRegion(opts.entry.centre_lps_mm, opts.entry.radius_mm) if opts.entry else None
+        )
+        if self.entry is not None:
+            self.paths.validate_entry_region(self.entry)
+        idx = np.argwhere(self.region)
+        self.region_idx = idx
+        self.region_pts = self.grid.index_to_lps(idx[:, ::-1].astype(float))
+        self.search_region = self.region
+        if opts.robust:
+            from hepablate.evaluation import dilate_mm
+
+            err = (
+                opts.placement_error_mm
+                if opts.placement_error_mm is not None
+                else float(defaults.placement_error_mm.value)
+            )
+            grown = dilate_mm(self.region, err, sp)
+            grown &= self.structures.get("liver", grown) | self.region
+            self.search_region = grown
+        self.record = SearchRecord()
+        # Results the search meets again (same keys, same answers).
+        self.path_cache: ByteBudgetCache[tuple, Any] = ByteBudgetCache(
+            max_entries=PATH_CACHE_ENTRIES
+        )
+        """`PathMap.check_path` with the entry region, per (tip, direction)."""
+        self.fit_cache: ByteBudgetCache[tuple, tuple[float, Layout2D]] = ByteBudgetCache()
+        """Layout fits per (projected points, layout, tumour weight, widest pair)."""
+        self.cycle_cache: ByteBudgetCache[tuple, Any] = ByteBudgetCache(
+            max_entries=self.max_cycles + 2
+        )
+        """The engine's nonlinear results of recently confirmed cycles, per (probes, trains)."""
+
+    @property
+    def stats(self) -> dict[str, float]:
+        return self.record.stats
+
+    @cached_property
+    def walls(self) -> dict[str, np.ndarray]:
+        """Each vessel's and bile duct's lumen grown by one voxel (thermal damage rule)."""
+        from scipy import ndimage
+
+        from hepablate.anatomy.vocabulary import BILE_DUCTS, VESSELS, base_name
+
+        return {
+            k: ndimage.binary_dilation(np.asarray(m, bool), iterations=1)
+            for k, m in self.structures.items()
+            if (base_name(k) in VESSELS or base_name(k) in BILE_DUCTS) and np.any(m)
+        }
+
+    def run(self) -> IrePlanOutcome:
+        return run_search(self)

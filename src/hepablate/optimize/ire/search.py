@@ -1,0 +1,317 @@
+"""The search loop (what `IrePlanner.run` does): candidate layouts, fast voltages,
+confirmation and repair, best plan kept; after each confirmed layout that falls short the
+search state is renewed (tighter reach estimate, tumour weighted, probes allowed shallower)
+and the next candidates are tried. See the package docstring for the steps."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from hepablate.evaluation import Criteria, check_criteria
+from hepablate.optimize.ire.diagnosis import (
+    engine_warnings,
+    infeasible_reason,
+    no_layout_reason,
+    protocol_warnings,
+    shortfall_warnings,
+    thermal_plan_warnings,
+)
+from hepablate.optimize.ire.layouts import candidate_layouts
+from hepablate.optimize.ire.model import (
+    Candidate,
+    ConfirmedPlan,
+    CycleLayout,
+    IrePlanOutcome,
+    SearchState,
+)
+from hepablate.optimize.ire.probes import unit_dir
+from hepablate.optimize.ire.voltages import (
+    confirm,
+    covered,
+    fast_voltages,
+    over_limit,
+    rank,
+    repair,
+    shortfall,
+    thermal_relief,
+)
+from hepablate.placement.paths import candidate_directions
+from hepablate.plans.model import PlanWarning
+
+if TYPE_CHECKING:
+    from hepablate.optimize.ire.planner import IrePlanner
+
+#: Zone reach estimate (fraction of the spacing) for targets no single placement covers:
+#: their pairs run at the generator limit, where the engine's nonlinear zone reaches 0.47 to
+#: 0.5 x spacing beyond the outer pairs (2 x 3 and square layouts at 17 to 20 mm and 3000 V,
+#: homogeneous liver, 1 mm grid).
+LARGE_TARGET_REACH = 0.5
+
+#: Zone reach estimates tried, in turn, when no layout of a large target fits the search's
+#: estimate: the engine then decides how much is covered.
+RELAXED_REACH_FACTORS = (0.55, 0.6, 0.7)
+
+#: Candidate layouts confirmed with the engine at most.
+MAX_ATTEMPTS = 4
+
+
+def run_search(pl: IrePlanner) -> IrePlanOutcome:
+    required = float(pl.defaults.coverage_required.value)
+    search_goal = 1.0 - 0.5 * (1.0 - required)  # aim a little above the requirement
+    state = SearchState.initial(pl.lim)
+    exclude: set[tuple] = set()
+    best: ConfirmedPlan | None = None
+    attempts = 0
+    pl.progress.start("planning IRE", total=MAX_ATTEMPTS)
+    pending: list[Candidate] = []
+    cands, single_fits = candidate_layouts(pl, state, exclude)
+    large = not single_fits
+    if large:
+        state = large_target_state(pl, state)
+        cands, _ = candidate_layouts(pl, state, exclude)
+    while attempts < MAX_ATTEMPTS:
+        if attempts > 0:
+            cands, _ = candidate_layouts(pl, state, exclude)
+        if not cands:
+            cands, state = fall_back_candidates(pl, state, pending, exclude, large)
+        if not cands:
+            break
+        # Untried layouts of every round stay available as fall-backs.
+        pending = cands[1:] + pending
+        attempts += 1
+        pl.progress.advance()
+        _, cycles, key = cands[0]
+        exclude.add(key)
+        conf = try_layout(pl, state, cycles, required, search_goal, first=attempts == 1)
+        for c in [conf, *pl.record.thermal_fallbacks]:
+            if best is None or rank(pl.lim, c, required) > rank(pl.lim, best, required):
+                best = c
+        if rank(pl.lim, best, required)[0]:
+            break  # covered, within the current limit, no thermal damage at vessels/ducts
+        state = after_shortfall(pl, state, conf)
+    pl.progress.finish()
+    pl.record.stats["search_attempts"] = attempts
+    if pl.opts.allow_angled and best is not None:
+        pl.record.stats.update(angle_stats(best))
+    return outcome(pl, state, best, attempts, required)
+
+
+# ---- renewing the search state -----------------------------------------------------------------
+
+
+def large_target_state(pl: IrePlanner, state: SearchState) -> SearchState:
+    """No single placement covers the target: its voltages will go to the generator limit,
+    where the engine's zone reaches about half the spacing beyond the outer pairs
+    (LARGE_TARGET_REACH), and the middles of 17 to 20 mm cells stay below threshold unless the
+    cells' diagonals are energised too (up to the device's maximum spacing). Fewest
+    repositionings first (`candidate_layouts`)."""
+    wide_mm = float(pl.lim.spacing_device_max_mm or pl.lim.spacing_max_mm)
+    state = replace(
+        state,
+        pair_max_mm=max(state.pair_max_mm, wide_mm),
+        reach_factor=max(state.reach_factor, LARGE_TARGET_REACH),
+    )
+    pl.record.stats["large_target"] = 1
+    if state.pair_max_mm > pl.lim.spacing_max_mm + 1e-9:
+        pl.record.stats["pair_max_spacing_mm"] = state.pair_max_mm
+    return state
+
+
+def after_shortfall(pl: IrePlanner, state: SearchState, conf: ConfirmedPlan) -> SearchState:
+    """The state for the next round after a confirmed layout fell short: a tighter reach
+    estimate, the exposure extended beyond the region, and where the shortfall is in the
+    tumour (a weak spot of the layout, typically the middle of a cell) the tumour weighted
+    so that the next layouts put energised pairs through it; where it is in the tumour or
+    next to a no-go structure, probes whose deep end would come too close to it may stay in
+    the layout, placed as much shallower as needed (e.g. a central probe in a tumour that
+    abuts a vessel beyond the tips), instead of dropping such layouts."""
+    tumour_short = conf.metrics.tumour_coverage < 1.0 - 1e-9
+    tumour_weight = min(2.0 * state.tumour_weight, 4.0) if tumour_short else state.tumour_weight
+    near = sum(g.volume_ml for g in shortfall(pl, conf) if g.structure is not None)
+    shallower = tumour_short or near >= 0.5 * conf.metrics.uncovered_target_ml
+    return replace(
+        state,
+        reach_factor=state.reach_factor * 0.8,
+        axial_reach=max(state.axial_reach - 2.0, -4.0),
+        tumour_weight=tumour_weight,
+        max_back_fraction=0.9 if shallower else state.max_back_fraction,
+    )
+
+
+def fall_back_candidates(
+    pl: IrePlanner,
+    state: SearchState,
+    pending: list[Candidate],
+    exclude: set[tuple],
+    large: bool,
+) -> tuple[list[Candidate], SearchState]:
+    """Candidates when none fits this round's state: the plain fit (no tumour weight), the
+    untried layouts of earlier rounds, and for a large target wider reach estimates (the
+    estimate is only a heuristic: the nonlinear zone reaches further at higher voltages, so
+    the engine decides how much is covered); with the state they were found with."""
+    cands = unweighted_if_none(pl, state, [], exclude)
+    if not cands:
+        # Nothing fits the tighter reach estimate: fall back on the next-best layouts of the
+        # previous round.
+        cands = [c for c in pending if c[2] not in exclude]
+    if not cands and large:
+        for rf in RELAXED_REACH_FACTORS:
+            if rf <= state.reach_factor + 1e-9:
+                continue
+            relaxed = replace(state, reach_factor=rf)
+            cands = unweighted_if_none(
+                pl, relaxed, candidate_layouts(pl, relaxed, exclude)[0], exclude
+            )
+            if cands:
+                pl.record.stats["reach_factor_relaxed"] = rf
+                return cands, relaxed
+    return cands, state
+
+
+def unweighted_if_none(
+    pl: IrePlanner, state: SearchState, cands: list[Candidate], exclude: set[tuple]
+) -> list[Candidate]:
+    """`cands`, or if there are none and the tumour is weighted, the candidates of the plain
+    fit at this reach (no layout puts pairs through a tumour this large)."""
+    if not cands and state.tumour_weight > 1.0:
+        return candidate_layouts(pl, replace(state, tumour_weight=1.0), exclude)[0]
+    return cands
+
+
+# ---- one candidate ---------------------------------------------------------------------------
+
+
+def try_layout(
+    pl: IrePlanner,
+    state: SearchState,
+    cycles: list[CycleLayout],
+    required: float,
+    search_goal: float,
+    first: bool = False,
+) -> ConfirmedPlan:
+    """Fast voltages, confirmation (trains split against thermal damage) and, if the plan is
+    not accepted, the repair (kept only where it pays); traced in the record."""
+    lim = pl.lim
+    pairs, alpha, fields = fast_voltages(pl, cycles, search_goal)
+    probes = [p for c in cycles for p in c.probes]
+    conf = thermal_relief(pl, confirm(pl, probes, pairs))
+    ok = covered(conf, required) and not over_limit(lim, conf.pairs)
+    if first:
+        pl.record.stats["fast_choice_confirmed"] = float(ok and np.isfinite(alpha))
+    trace = {
+        "layouts": [(c.layout.n, float(c.layout.spacing_mm)) for c in cycles],
+        "reach_factor": round(state.reach_factor, 3),
+        "tumour_weight": state.tumour_weight,
+        "alpha": round(alpha, 3),
+        "fast_coverage_ok": bool(ok),
+        "coverage": round(conf.metrics.target_coverage, 4),
+        "tumour_coverage": round(conf.metrics.tumour_coverage, 4),
+    }
+    if not ok:
+        fixed = repair(pl, conf, required, fields)
+        # Keep raised voltages only where they pay: a repair that does not improve the plan
+        # would only add current and heating.
+        if over_limit(lim, conf.pairs) or rank(lim, fixed, required) > rank(lim, conf, required):
+            conf = fixed
+        trace["repaired_coverage"] = round(conf.metrics.target_coverage, 4)
+        trace["repaired_tumour_coverage"] = round(conf.metrics.tumour_coverage, 4)
+    trace["thermal_damage_ml"] = {k: round(v, 3) for k, v in conf.thermal_hits.items()}
+    pl.record.trace.append(trace)
+    return conf
+
+
+# ---- the outcome -----------------------------------------------------------------------------
+
+
+def angle_stats(best: ConfirmedPlan) -> dict[str, float]:
+    """How many probes deviate from their cycle's mean direction, and the largest angle
+    between two probes of a cycle."""
+    n_ang, worst = 0, 0.0
+    for c in sorted({p.cycle for p in best.probes}):
+        ds = [unit_dir(p.direction_lps) for p in best.probes if p.cycle == c]
+        mean = unit_dir(np.sum(ds, axis=0))
+        ang = [float(np.degrees(np.arccos(np.clip(x @ mean, -1, 1)))) for x in ds]
+        spread = max(float(np.degrees(np.arccos(np.clip(x @ y, -1, 1)))) for x in ds for y in ds)
+        n_ang += sum(a > 0.05 for a in ang) if spread > 0.05 else 0
+        worst = max(worst, spread)
+    return {"angled_probes": n_ang, "max_angle_between_probes_deg": round(worst, 1)}
+
+
+def outcome(
+    pl: IrePlanner,
+    state: SearchState,
+    best: ConfirmedPlan | None,
+    attempts: int,
+    required: float,
+) -> IrePlanOutcome:
+    """The status, reason and warnings of the best plan (or of none)."""
+    lim = pl.lim
+    rec = pl.record
+    if best is None:
+        found = candidate_directions(
+            pl.region_pts.mean(axis=0),
+            pl.paths,
+            float(pl.defaults.max_tilt_deg.value),
+            pl.entry,
+        )
+        reason = no_layout_reason(
+            grid=pl.grid,
+            region=pl.region,
+            region_pts=pl.region_pts,
+            tumour=pl.structures[pl.case.target_key],
+            lim=lim,
+            pair_max_mm=state.pair_max_mm,
+            max_cycles=pl.max_cycles,
+            safety_mm=pl.safety_mm,
+            blocked=rec.blocked,
+            direction_found=bool(found),
+        )
+        return IrePlanOutcome(
+            "infeasible",
+            reason,
+            pl.grid,
+            pl.structures,
+            pl.region,
+            None,
+            [PlanWarning(level="error", code="no_layout", message=reason)],
+            None,
+            lim,
+            rec.stats,
+        )
+    omega_thr = float(pl.defaults.thermal_damage_omega.value)
+    warnings = list(check_criteria(best.metrics, Criteria.from_defaults(pl.defaults)))
+    warnings += engine_warnings(best, pl.structures, pl.grid.voxel_volume_ml, omega_thr)
+    warnings += protocol_warnings(best, lim)
+    warnings += thermal_plan_warnings(
+        best,
+        attempts,
+        thermal_damage_omega=omega_thr,
+        refusals=rec.thermal_refusals,
+        fallbacks=rec.thermal_fallbacks,
+        split_train_trials=rec.stats.get("split_train_trials", 0),
+    )
+    status, reason = "feasible", ""
+    is_covered = covered(best, required)
+    over = over_limit(lim, best.pairs)
+    if not is_covered or over:
+        status = "infeasible"
+        groups = None if is_covered else shortfall(pl, best)
+        reason = infeasible_reason(
+            best,
+            groups=groups,
+            over=over,
+            required=required,
+            lim=lim,
+            pair_max_mm=state.pair_max_mm,
+            max_cycles=pl.max_cycles,
+            safety_mm=pl.safety_mm,
+            refusals=rec.thermal_refusals,
+        )
+        if groups is not None:
+            warnings += shortfall_warnings(groups, lim.threshold_v_per_cm, pl.safety_mm)
+    return IrePlanOutcome(
+        status, reason, pl.grid, pl.structures, pl.region, best, warnings, None, lim, rec.stats
+    )
