@@ -25,6 +25,8 @@ class FakePairResult:
     current_a: float
     over_limit: bool
     nonlinear_iterations: int = 1
+    current_end_of_train_a: float | None = None
+    converged: bool = True
 
 
 @dataclass
@@ -35,6 +37,7 @@ class FakeResult:
     temperature_max_c: np.ndarray | None = None
     thermal_omega: np.ndarray | None = None
     warnings: list[PlanWarning] = field(default_factory=list)
+    reversible_zone: np.ndarray | None = None
 
 
 class FakeIreProblem:

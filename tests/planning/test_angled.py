@@ -76,8 +76,8 @@ def test_narrow_entry_window_needs_angled_probes(fake_problem_factory):
         assert np.linalg.norm(np.asarray(p.entry_lps_mm) - WINDOW) <= 6.0 + 1e-6
     dirs = np.array([p.direction_lps for p in plan.probes])
     assert not np.allclose(dirs, dirs[0], atol=1e-5)  # really angled
-    assert plan.metrics.extra["angled_probes"] >= 2
-    assert 0 < plan.metrics.extra["max_angle_between_probes_deg"] <= 30.0
+    assert plan.planning.stats["angled_probes"] >= 2
+    assert 0 < plan.planning.stats["max_angle_between_probes_deg"] <= 30.0
 
 
 def test_default_stays_parallel_and_unchanged(fake_problem_factory):

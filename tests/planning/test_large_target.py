@@ -44,7 +44,7 @@ def test_large_target_gets_repositioning_cycles_or_a_quantified_statement(fake_p
         assert "no layout" not in reason
         m = re.search(r"covers ([\d.]+) % of tumour plus margin", reason)
         assert m and abs(float(m.group(1)) - 100 * plan.metrics.target_coverage) < 0.06
-        assert re.search(r"[\d.]+ ml left uncovered", reason)
+        assert re.search(r"[\d.]+ ml uncovered", reason)
         assert f"the plan uses {len(cycles)} cycle(s)" in reason
         assert "V/cm threshold" in reason  # where and with which field
 

@@ -199,4 +199,4 @@ def test_infeasible_plan_says_where_and_why(fake_problem_factory):
     assert "below the 600 V/cm threshold" in plan.status_reason
     near = [w for w in plan.warnings if w.code == "shortfall_near_structure"]
     assert near and any("portal_vein" in w.message and "V/cm" in w.message for w in near)
-    assert res.outcome.stats.get("search_attempts", 0) >= 1
+    assert res.plan.planning.stats.get("search_attempts", 0) >= 1

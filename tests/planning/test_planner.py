@@ -67,7 +67,7 @@ def test_plan_small_phantoms_fake_engine(fake_problem_factory, diam, margin, vga
     m = res.plan.metrics
     assert m.tumour_coverage == 1.0 and m.min_margin_mm > 0
     # The search did use the fast model, and the final answer is a confirmed (simulated) one.
-    assert m.extra["engine_layouts_evaluated"] >= 1 and fake.simulate_calls >= 1
+    assert res.plan.planning.stats["engine_layouts_evaluated"] >= 1 and fake.simulate_calls >= 1
     prov = res.plan.provenance
     names = {p.name for p in prov.parameters}
     assert "device.ire.max_current_a" in names and "planning.path_safety_distance_mm" in names

@@ -215,6 +215,10 @@ def assemble_evaluation(
     for code, text in a.reason_details.items():
         if code in failed and text:
             reasons = [f"{m}; {text}" if m == failed[code] else m for m in reasons]
+    if status == "infeasible" and planning is not None:
+        # What the planner could not do about it (limits searched within, raises refused),
+        # while the plan is still the planner's.
+        reasons += [w.message for w in planning.notes if w.code == "search_summary"]
     extra = {
         k: _r(v, 4)
         for k, v in values.items()

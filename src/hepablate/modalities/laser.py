@@ -75,7 +75,9 @@ def laser_parameters(tissues: TissueTable, devices: DeviceTable) -> list[Paramet
             )
         ],
     )
-    return params
+    from hepablate.evaluation.defaults import load_planning_defaults
+
+    return params + load_planning_defaults().parameters()
 
 
 def laser_refs(devices: DeviceTable, safety_mm: float) -> dict[str, float]:

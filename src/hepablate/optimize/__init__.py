@@ -3,9 +3,8 @@ The laser planner lives in `hepablate.optimize.laser` (when present)."""
 
 from hepablate.optimize.ire import (
     IrePlanOptions,
-    IrePlanResult,
     coverage_probability,
     plan_ire,
 )
 
-__all__ = ["IrePlanOptions", "IrePlanResult", "plan_ire", "coverage_probability"]
+__all__ = ["IrePlanOptions", "plan_ire", "coverage_probability"]

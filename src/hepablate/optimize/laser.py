@@ -85,6 +85,9 @@ class LaserPlanOptions(BaseModel):
     placement_error_mm: float | None = Field(None, ge=0)
     monte_carlo_samples: int | None = Field(None, ge=0)
     grid_spacing_mm: float = Field(1.0, gt=0)
+    required_coverage: float | None = Field(
+        None, gt=0, le=1, description="target coverage to reach; default criteria.yaml"
+    )
     search_spacing_mm: float = Field(2.5, gt=0)
     max_coarse_runs: int = Field(6, ge=1)
     max_confirmations: int = Field(3, ge=1)
@@ -147,7 +150,11 @@ class LaserPlanner:
         self.defaults = load_planning_defaults()
         from hepablate.evaluation.criteria import load_criteria
 
-        self.required = float(load_criteria().required_coverage.value)
+        self.required = (
+            opts.required_coverage
+            if opts.required_coverage is not None
+            else float(load_criteria().required_coverage.value)
+        )
         fmin, fmax = int(dev.fibres_min.value), int(dev.fibres_max.value)
         self.n_min = max(fmin, opts.min_fibres or fmin)
         self.n_max = min(fmax, opts.max_fibres or fmax)
@@ -466,6 +473,7 @@ def plan_laser(
         else LaserSimulationSettings(grid_spacing_mm=opts.grid_spacing_mm)
     ).model_copy(update={"optical_sensitivity": opts.sensitivity})
     ev_settings = EvaluationSettings(
+        required_coverage=opts.required_coverage,
         placement_error_mm=opts.placement_error_mm,
         monte_carlo_samples=opts.monte_carlo_samples,
         seed=opts.seed,

@@ -4,7 +4,6 @@ plan cycle by cycle (`engine`), its diagnosis (`diagnosis`) and its outputs."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,15 +24,15 @@ from hepablate.modalities.ire.diagnosis import (
     thermal_damage_at_walls,
     vessel_duct_walls,
 )
-from hepablate.modalities.ire.engine import IreSession, simulate_cycles
+from hepablate.optimize.ire.options import search_threshold_v_per_cm
 from hepablate.physics.grid import evaluation_grid
 from hepablate.physics.ire import IreProblem
+from hepablate.physics.ire.session import IreSession, simulate_cycles
 from hepablate.physics.ire.validate import probe_axis
 from hepablate.placement.geometry import probe_spacing_mm
 from hepablate.placement.paths import needle_clearances
 from hepablate.plans.model import (
     EvaluationSettings,
-    IrePair,
     IreSimulationSettings,
     Plan,
     Probe,
@@ -42,19 +41,6 @@ from hepablate.plans.model import (
 #: A recorded grid is kept while every electrode's active part lies at least this far (mm)
 #: inside it (docs/plan-format.md, "Grid"); the planner's grid pads the target by 25 mm.
 GRID_CLEARANCE_MM = 5.0
-
-
-def search_threshold_v_per_cm(tissues: TissueTable, settings: IreSimulationSettings) -> float:
-    """The IRE threshold the planner aims at and the diagnosis quotes: the settings' override,
-    else the highest of the liver and tumour thresholds in the tissue table (conservative)."""
-    if settings.zone_threshold_v_per_cm is not None:
-        return float(settings.zone_threshold_v_per_cm)
-    vals = [
-        float(tissues.tissues[n].electrical.ire_threshold_v_per_cm.value)
-        for n in ("liver", "tumour")
-        if n in tissues.tissues
-    ]
-    return max(vals) if vals else 600.0
 
 
 def active_points(probes: list[Probe]) -> np.ndarray:
@@ -85,7 +71,7 @@ def ire_parameters(
         Parameter(name=f"ire_simulation.{k}", value=v, source="plan ire_simulation")
         for k, v in settings.model_dump().items()
     ]
-    return params
+    return params + load_planning_defaults().parameters()
 
 
 def ire_refs(
@@ -100,16 +86,6 @@ def ire_refs(
         "search_threshold_v_per_cm": search_threshold_v_per_cm(tissues, sim),
         "required_path_clearance_mm": safety_mm,
     }
-
-
-@dataclass
-class _Nominal:
-    """The attributes the robustness estimate reads from a confirmed plan."""
-
-    probes: list[Probe]
-    pairs: list[IrePair]
-    zone: np.ndarray
-    region: np.ndarray
 
 
 class IreModality:
@@ -133,9 +109,9 @@ class IreModality:
         progress: Progress | None,
         command: str,
     ) -> Evaluation:
-        from hepablate.modalities.ire.planning import plan_and_evaluate
+        from hepablate.optimize.ire import plan_ire
 
-        return plan_and_evaluate(
+        return plan_ire(
             case, options, tissues=tissues, devices=devices, progress=progress, command=command
         )
 
@@ -185,8 +161,7 @@ class IreModality:
             session = IreSession(engine)
         if session is None or not session.fits(grid, sim):
             session = IreSession.for_grid(case, grid, sim, tissues, devices)
-        prob = session.problem
-        prob.validate(plan.probes, plan.pairs, source=source)
+        session.validate(plan.probes, plan.pairs, source=source)
         runs = simulate_cycles(session, plan.probes, plan.pairs, progress)
         by_id = {(p.cycle, p.id): p for p in plan.probes}
         pairs = [
@@ -203,7 +178,7 @@ class IreModality:
         voxel_ml = grid.voxel_volume_ml
         omega_thr = float(load_planning_defaults().thermal_damage_omega.value)
         hits, peak = thermal_damage_at_walls(
-            runs.thermal_omega, vessel_duct_walls(prob.structures), omega_thr, voxel_ml
+            runs.thermal_omega, vessel_duct_walls(session.structures), omega_thr, voxel_ml
         )
         results = [r for res in runs.results for r in res.pair_results]
         currents = [abs(r.current_end_of_train_a or r.current_a) for r in results]
@@ -229,7 +204,7 @@ class IreModality:
         lim = devices.ire
         lo_v, hi_v = (float(x) for x in lim.voltage_per_cm_v.value)
         warnings = engine_warnings(
-            runs.cycles, runs.results, runs.thermal_omega, prob.structures, omega_thr, voxel_ml
+            runs.cycles, runs.results, runs.thermal_omega, session.structures, omega_thr, voxel_ml
         )
         warnings += protocol_warnings(plan.probes, pairs, lo_v, hi_v)
         safety = float(settings.path_safety_distance_mm or 0.0)
@@ -257,7 +232,7 @@ class IreModality:
         return EngineRun(
             plan=new,
             grid=grid,
-            structures=prob.structures,
+            structures=session.structures,
             zone=runs.zone,
             maps=maps,
             metrics=metrics,
@@ -287,9 +262,11 @@ class IreModality:
         required = float(settings.required_coverage or 0.0)
         n_mc = int(settings.monte_carlo_samples or 0)
         if n_mc > 0:
-            nominal = _Nominal(run.plan.probes, run.plan.pairs, run.zone, region)
             p, info = coverage_probability(
-                nominal,  # type: ignore[arg-type]
+                run.plan.probes,
+                run.plan.pairs,
+                run.zone,
+                region,
                 run.grid,
                 float(settings.placement_error_mm or 0.0),
                 n_mc,

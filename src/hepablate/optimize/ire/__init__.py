@@ -39,11 +39,12 @@ The modules follow these steps: `options` (what the planner may do: options, dev
 `model` holds its estimates, renewed each round), `layouts` (step 2), `probes` (needle paths,
 angled probes, energised pairs), `voltages` (steps 3 and 4), `robustness` (step 5),
 `shortfall` and `diagnosis` (what an infeasible plan says, the plan's warnings) and
-`assemble` (`plan_ire`: the Plan with its metrics, parameters and provenance).
+`assemble` (`plan_ire`: the search, its planning record, then `hepablate.evaluate` of the
+chosen plan).
 """
 
 from hepablate.core.units import unit_of
-from hepablate.optimize.ire.assemble import IrePlanResult, default_engine, plan_ire
+from hepablate.optimize.ire.assemble import default_engine, plan_ire
 from hepablate.optimize.ire.layouts import MAX_SPLITS, _fit_layout, _layout_area, _pair_segments
 from hepablate.optimize.ire.model import (
     ConfirmedPlan,
@@ -78,7 +79,6 @@ __all__ = [
     "IreEngine",
     "IrePlanOptions",
     "IrePlanOutcome",
-    "IrePlanResult",
     "IrePlanner",
     "LARGE_TARGET_REACH",
     "Limits",

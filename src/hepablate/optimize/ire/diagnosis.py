@@ -9,89 +9,9 @@ import numpy as np
 from hepablate.core.volume import Volume
 from hepablate.optimize.ire.model import ConfirmedPlan, probes_key
 from hepablate.optimize.ire.options import Limits
-from hepablate.optimize.ire.shortfall import ShortfallGroup, describe_shortfall
 from hepablate.plans.model import PlanWarning
 
 # ---- warnings --------------------------------------------------------------------------------
-
-
-def engine_warnings(
-    conf: ConfirmedPlan,
-    structures: dict[str, np.ndarray],
-    voxel_volume_ml: float,
-    thermal_damage_omega: float,
-) -> list[PlanWarning]:
-    """The engine's warnings of every cycle (said which cycle, once each), and predicted
-    thermal damage in vessel or duct lumen if the engine did not warn of it."""
-    out: list[PlanWarning] = []
-    seen = set()
-    order = sorted({p.cycle for p in conf.probes})
-    for cyc, res in zip(order, conf.results, strict=True):
-        for w in getattr(res, "warnings", []) or []:
-            if len(order) > 1 and not w.message.startswith("cycle "):
-                # The engine solves one cycle at a time: say which one.
-                w = w.model_copy(update={"message": f"cycle {cyc}: {w.message}"})
-            if (w.code, w.message) not in seen:
-                seen.add((w.code, w.message))
-                out.append(w)
-    engine_thermal = any(w.code.startswith("thermal_damage_") for w in out)
-    if conf.thermal_omega is not None and not engine_thermal:
-        thr = float(thermal_damage_omega)
-        from hepablate.evaluation import lumen_mask
-
-        lum = lumen_mask(structures)
-        hit = (np.asarray(conf.thermal_omega) >= thr) & lum
-        if hit.any():
-            out.append(
-                PlanWarning(
-                    level="warning",
-                    code="thermal_damage_vessel_duct",
-                    message=f"predicted thermal damage (Omega >= {thr:g}) in "
-                    f"{hit.sum() * voxel_volume_ml:.3f} ml of vessel/duct lumen; "
-                    "consider fewer pulses per train or longer pauses",
-                )
-            )
-    return out
-
-
-def protocol_warnings(conf: ConfirmedPlan, lim: Limits) -> list[PlanWarning]:
-    """Pairs below or above the V/cm spacing rule, and plans of several cycles."""
-    out = []
-    seen = set()
-    for p in conf.pairs:
-        if (p.cycle, p.anode, p.cathode) in seen:
-            continue  # a pair delivered as two trains
-        seen.add((p.cycle, p.anode, p.cathode))
-        if p.spacing_mm and p.voltage_v / (p.spacing_mm / 10) < 0.98 * lim.v_per_cm_low:
-            out.append(
-                PlanWarning(
-                    level="info",
-                    code="voltage_below_rule",
-                    message=f"cycle {p.cycle} {p.anode}-{p.cathode}: {p.voltage_v:.0f} V over "
-                    f"{p.spacing_mm:.1f} mm = {p.voltage_v / (p.spacing_mm / 10):.0f} V/cm, below "
-                    f"the {lim.v_per_cm_low:.0f} V/cm rule",
-                )
-            )
-        if p.spacing_mm and p.voltage_v / (p.spacing_mm / 10) > lim.v_per_cm_high + 1:
-            out.append(
-                PlanWarning(
-                    level="info",
-                    code="voltage_above_rule",
-                    message=f"cycle {p.cycle} {p.anode}-{p.cathode}: {p.voltage_v:.0f} V over "
-                    f"{p.spacing_mm:.1f} mm = {p.voltage_v / (p.spacing_mm / 10):.0f} V/cm, above "
-                    f"the {lim.v_per_cm_low:.0f}-{lim.v_per_cm_high:.0f} V/cm rule",
-                )
-            )
-    n_cycles = len({p.cycle for p in conf.probes})
-    if n_cycles > 1:
-        out.append(
-            PlanWarning(
-                level="info",
-                code="multi_cycle",
-                message=f"{n_cycles} placement cycles (pull-back or repositioning) are needed",
-            )
-        )
-    return out
 
 
 def thermal_plan_warnings(
@@ -170,24 +90,6 @@ def thermal_plan_warnings(
     return out
 
 
-def shortfall_warnings(
-    groups: list[ShortfallGroup], threshold_v_per_cm: float, safety_mm: float
-) -> list[PlanWarning]:
-    """One warning per shortfall next to a vessel, duct or other no-go structure."""
-    return [
-        PlanWarning(
-            level="warning",
-            code="shortfall_near_structure",
-            message=describe_shortfall([g], threshold_v_per_cm, safety_mm),
-        )
-        for g in groups
-        if g.structure is not None
-    ]
-
-
-# ---- the reason of an infeasible plan --------------------------------------------------------
-
-
 def spacing_text(lim: Limits, pair_max_mm: float) -> str:
     """The layout spacing range, and why its top is below the device's (`pair_max_mm`: the
     widest energised pair the search allowed in the end)."""
@@ -245,50 +147,30 @@ def no_layout_reason(
     )
 
 
-def infeasible_reason(
+def search_summary(
     best: ConfirmedPlan,
     *,
-    groups: list[ShortfallGroup] | None,
-    over: list[int],
-    required: float,
     lim: Limits,
     pair_max_mm: float,
     max_cycles: int,
-    safety_mm: float,
     refusals: list[dict],
 ) -> str:
-    """Why the best plan is not acceptable: how much it leaves uncovered (`groups`: where,
-    None if it meets the coverage requirement), pairs at the generator limit, voltage raises
-    refused for thermal damage, pairs over the current limit (`over`)."""
-    parts = []
-    if groups is not None:
-        where = describe_shortfall(groups, lim.threshold_v_per_cm, safety_mm)
+    """What the search could do for a target it did not cover: the device and layout limits
+    it searched within, and the voltage raises it refused for predicted thermal damage (where
+    and why the target stays uncovered is the evaluation's to say)."""
+    parts = [
+        f"the best plan the search found within the device limits ({lim.probes_max} "
+        f"probes, {spacing_text(lim, pair_max_mm)}, {lim.max_voltage_v:g} V, "
+        f"{lim.max_current_a:g} A, {max_cycles} cycles; the plan uses "
+        f"{len({p.cycle for p in best.probes})} cycle(s) of {len({p.id for p in best.probes})} "
+        "probes)"
+    ]
+    refused = [r for r in refusals if r["probes"] == probes_key(best.probes)]
+    if refused:
         parts.append(
-            f"best plan covers {100 * best.metrics.target_coverage:.1f} % of tumour plus "
-            f"margin and {100 * best.metrics.tumour_coverage:.1f} % of the tumour "
-            f"({best.metrics.uncovered_target_ml:.2f} ml left uncovered; "
-            f"{100 * required:.0f} % required) within the device limits "
-            f"({lim.probes_max} probes, {spacing_text(lim, pair_max_mm)}, "
-            f"{lim.max_voltage_v:g} V, {lim.max_current_a:g} A, "
-            f"{max_cycles} cycles; the plan uses "
-            f"{len({p.cycle for p in best.probes})} cycle(s) of "
-            f"{len({p.id for p in best.probes})} probes)" + (f"; {where}" if where else "")
+            "voltages not raised further because that predicts thermal damage at "
+            + ", ".join(sorted({k for r in refused for k in r["structures"]}))
+            + f" (it would cover up to "
+            f"{100 * max(r['coverage_refused'] for r in refused):.1f} %)"
         )
-        keys = {(p.cycle, p.anode, p.cathode): p for p in best.pairs}
-        at_cap = sum(p.voltage_v >= lim.max_voltage_v - 1 for p in keys.values())
-        if at_cap:
-            parts.append(
-                f"{at_cap} of {len(keys)} pairs already at the "
-                f"{lim.max_voltage_v:g} V generator limit"
-            )
-        refused = [r for r in refusals if r["probes"] == probes_key(best.probes)]
-        if refused:
-            parts.append(
-                "voltages not raised further because that predicts thermal damage at "
-                + ", ".join(sorted({k for r in refused for k in r["structures"]}))
-                + f" (it would cover up to "
-                f"{100 * max(r['coverage_refused'] for r in refused):.1f} %)"
-            )
-    if over:
-        parts.append(f"{len(over)} pair(s) exceed the {lim.max_current_a:g} A current limit")
     return "; ".join(parts)

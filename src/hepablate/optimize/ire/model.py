@@ -133,14 +133,16 @@ class ConfirmedPlan:
 
 @dataclass
 class IrePlanOutcome:
-    status: str
-    status_reason: str
+    """What the search found: the best confirmed plan (None: no layout fits), why a target
+    stays uncovered as far as the search can tell (`reason`; the no-layout statement when
+    there is no plan), its notes for the planning record, the grid and its statistics."""
+
+    confirmed: ConfirmedPlan | None
+    reason: str
+    notes: list[PlanWarning]
     grid: Volume
     structures: dict[str, np.ndarray]
     region: np.ndarray
-    confirmed: ConfirmedPlan | None
-    warnings: list[PlanWarning]
-    coverage_probability: float | None
     limits: Limits
     stats: dict[str, float] = field(default_factory=dict)
 

@@ -25,6 +25,9 @@ class IrePlanOptions(BaseModel):
     monte_carlo_samples: int | None = Field(None, ge=0)
     robust: bool = False
     grid_spacing_mm: float = Field(1.0, gt=0)
+    required_coverage: float | None = Field(
+        None, gt=0, le=1, description="target coverage to reach; default criteria.yaml"
+    )
     max_cycles: int | None = Field(None, ge=1)
     seed: int = 0
 

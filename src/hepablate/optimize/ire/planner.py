@@ -16,6 +16,7 @@ from hepablate.evaluation import PlanningDefaults, target_region
 from hepablate.optimize.ire.model import IreEngine, IrePlanOutcome, SearchRecord
 from hepablate.optimize.ire.options import IrePlanOptions, Limits
 from hepablate.optimize.ire.search import run_search
+from hepablate.physics.ire.session import IreSession
 from hepablate.placement.geometry import Layout2D
 from hepablate.placement.paths import EntryRegion, PathMap
 
@@ -30,20 +31,20 @@ class IrePlanner:
     def __init__(
         self,
         case: Case,
-        engine: IreEngine,
+        engine: IreEngine | IreSession,
         limits: Limits,
         defaults: PlanningDefaults,
         opts: IrePlanOptions,
         progress: Progress | None = None,
     ):
         self.case = case
-        self.engine = engine
+        self.engine = engine.problem if isinstance(engine, IreSession) else engine
         self.lim = limits
         self.defaults = defaults
         self.opts = opts
         self.progress = progress or NullProgress()
-        self.grid = engine.grid
-        self.structures = engine.structures
+        self.grid = self.engine.grid
+        self.structures = self.engine.structures
         sp = self.grid.spacing_mm
         self.region = target_region(self.structures, case.target_key, case.margin_mm, sp)
         self.safety_mm = (
@@ -51,6 +52,14 @@ class IrePlanner:
             if opts.safety_distance_mm is not None
             else float(defaults.path_safety_distance_mm.value)
         )
+        from hepablate.evaluation.criteria import load_criteria
+
+        self.required = (
+            opts.required_coverage
+            if opts.required_coverage is not None
+            else float(load_criteria().required_coverage.value)
+        )
+        """Target coverage a plan must reach (criteria.yaml, or the option)."""
         self.max_cycles = (
             opts.max_cycles if opts.max_cycles is not None else int(defaults.max_cycles.value)
         )
@@ -83,10 +92,9 @@ class IrePlanner:
         """`PathMap.check_path` with the entry region, per (tip, direction)."""
         self.fit_cache: ByteBudgetCache[tuple, tuple[float, Layout2D]] = ByteBudgetCache()
         """Layout fits per (projected points, layout, tumour weight, widest pair)."""
-        self.cycle_cache: ByteBudgetCache[tuple, Any] = ByteBudgetCache(
-            max_entries=self.max_cycles + 2
-        )
-        """The engine's nonlinear results of recently confirmed cycles, per (probes, trains)."""
+        self.session = engine if isinstance(engine, IreSession) else IreSession(engine)
+        """The engine with the nonlinear results of recently confirmed cycles remembered (the
+        final `evaluate` of the chosen plan reuses them)."""
 
     @property
     def stats(self) -> dict[str, float]:

@@ -9,11 +9,14 @@ import math
 import numpy as np
 
 from hepablate.core.volume import Volume
-from hepablate.optimize.ire.model import ConfirmedPlan
+from hepablate.plans.model import IrePair, Probe
 
 
 def coverage_probability(
-    conf: ConfirmedPlan,
+    probes: list[Probe],
+    plan_pairs: list[IrePair],
+    zone: np.ndarray,
+    region: np.ndarray,
     grid: Volume,
     placement_error_mm: float,
     samples: int,
@@ -24,20 +27,20 @@ def coverage_probability(
     isotropic Gaussian error whose 3D RMS is `placement_error_mm` (sigma per axis = error /
     sqrt 3). Uses the analytic surrogate with its threshold calibrated on the nominal plan so
     that its zone has the nonlinear zone's volume near the target (and its nominal coverage is
-    not below the nonlinear one)."""
+    not below the nonlinear one). `zone` and `region` are the nominal zone and the target
+    region on `grid`."""
     from hepablate.evaluation import dilate_mm
     from hepablate.optimize.surrogate import covered_fraction, field_max_v_per_cm
 
     if samples <= 0:
         return float("nan"), {}
-    region = conf.region
     box = dilate_mm(region, 10.0, grid.spacing_mm)
     idx_box = np.argwhere(box)
     pts_box = grid.index_to_lps(idx_box[:, ::-1].astype(float))
     in_region = region[idx_box[:, 0], idx_box[:, 1], idx_box[:, 2]]
-    pairs = [(p.anode, p.cathode, p.voltage_v, p.cycle) for p in conf.pairs]
-    e_nom = field_max_v_per_cm(pts_box, conf.probes, pairs)
-    z_true = conf.zone[idx_box[:, 0], idx_box[:, 1], idx_box[:, 2]]
+    pairs = [(p.anode, p.cathode, p.voltage_v, p.cycle) for p in plan_pairs]
+    e_nom = field_max_v_per_cm(pts_box, probes, pairs)
+    z_true = zone[idx_box[:, 0], idx_box[:, 1], idx_box[:, 2]]
     n_true = int(z_true.sum())
     e_sorted = np.sort(e_nom)[::-1]
     t_vol = float(e_sorted[min(max(n_true - 1, 0), len(e_sorted) - 1)])
@@ -54,8 +57,8 @@ def coverage_probability(
     hits = 0
     covs = []
     for _ in range(samples):
-        offsets = {(p.cycle, p.id): rng.normal(0.0, sigma, 3) for p in conf.probes}
-        c = covered_fraction(pts_r, conf.probes, pairs, t_eff, offsets)
+        offsets = {(p.cycle, p.id): rng.normal(0.0, sigma, 3) for p in probes}
+        c = covered_fraction(pts_r, probes, pairs, t_eff, offsets)
         covs.append(c)
         hits += c >= required
     info = {

@@ -10,13 +10,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from hepablate.evaluation import Criteria, check_criteria
 from hepablate.optimize.ire.diagnosis import (
-    engine_warnings,
-    infeasible_reason,
     no_layout_reason,
-    protocol_warnings,
-    shortfall_warnings,
+    search_summary,
     thermal_plan_warnings,
 )
 from hepablate.optimize.ire.layouts import candidate_layouts
@@ -59,7 +55,7 @@ MAX_ATTEMPTS = 4
 
 
 def run_search(pl: IrePlanner) -> IrePlanOutcome:
-    required = float(pl.defaults.coverage_required.value)
+    required = pl.required
     search_goal = 1.0 - 0.5 * (1.0 - required)  # aim a little above the requirement
     state = SearchState.initial(pl.lim)
     exclude: set[tuple] = set()
@@ -247,7 +243,9 @@ def outcome(
     attempts: int,
     required: float,
 ) -> IrePlanOutcome:
-    """The status, reason and warnings of the best plan (or of none)."""
+    """The best plan (or none), with the search's notes: what it did about thermal damage at
+    vessels and ducts and, for a target it did not cover, what it searched within. The
+    plan's metrics, warnings and status are `evaluate`'s."""
     lim = pl.lim
     rec = pl.record
     if best is None:
@@ -269,49 +267,27 @@ def outcome(
             blocked=rec.blocked,
             direction_found=bool(found),
         )
-        return IrePlanOutcome(
-            "infeasible",
-            reason,
-            pl.grid,
-            pl.structures,
-            pl.region,
-            None,
-            [PlanWarning(level="error", code="no_layout", message=reason)],
-            None,
-            lim,
-            rec.stats,
-        )
-    omega_thr = float(pl.defaults.thermal_damage_omega.value)
-    warnings = list(check_criteria(best.metrics, Criteria.from_defaults(pl.defaults)))
-    warnings += engine_warnings(best, pl.structures, pl.grid.voxel_volume_ml, omega_thr)
-    warnings += protocol_warnings(best, lim)
-    warnings += thermal_plan_warnings(
-        best,
-        attempts,
-        thermal_damage_omega=omega_thr,
-        refusals=rec.thermal_refusals,
-        fallbacks=rec.thermal_fallbacks,
-        split_train_trials=rec.stats.get("split_train_trials", 0),
-    )
-    status, reason = "feasible", ""
-    is_covered = covered(best, required)
-    over = over_limit(lim, best.pairs)
-    if not is_covered or over:
-        status = "infeasible"
-        groups = None if is_covered else shortfall(pl, best)
-        reason = infeasible_reason(
+        return IrePlanOutcome(None, reason, [], pl.grid, pl.structures, pl.region, lim, rec.stats)
+    notes = [
+        w
+        for w in thermal_plan_warnings(
             best,
-            groups=groups,
-            over=over,
-            required=required,
+            attempts,
+            thermal_damage_omega=float(pl.defaults.thermal_damage_omega.value),
+            refusals=rec.thermal_refusals,
+            fallbacks=rec.thermal_fallbacks,
+            split_train_trials=rec.stats.get("split_train_trials", 0),
+        )
+        if w.code != "split_trains"  # a property of the plan: the evaluation says it
+    ]
+    reason = ""
+    if not covered(best, required) or over_limit(lim, best.pairs):
+        reason = search_summary(
+            best,
             lim=lim,
             pair_max_mm=state.pair_max_mm,
             max_cycles=pl.max_cycles,
-            safety_mm=pl.safety_mm,
             refusals=rec.thermal_refusals,
         )
-        if groups is not None:
-            warnings += shortfall_warnings(groups, lim.threshold_v_per_cm, pl.safety_mm)
-    return IrePlanOutcome(
-        status, reason, pl.grid, pl.structures, pl.region, best, warnings, None, lim, rec.stats
-    )
+        notes.append(PlanWarning(level="info", code="search_summary", message=reason))
+    return IrePlanOutcome(best, reason, notes, pl.grid, pl.structures, pl.region, lim, rec.stats)

@@ -6,13 +6,14 @@ refused)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from hepablate.evaluation import evaluate_zone
 from hepablate.optimize.ire.model import ConfirmedPlan, CycleLayout, PairFields, probes_key
 from hepablate.optimize.ire.shortfall import ShortfallGroup, shortfall_groups
+from hepablate.physics.ire.session import simulate_cycles
 from hepablate.plans.model import IrePair, Probe
 
 if TYPE_CHECKING:
@@ -97,35 +98,16 @@ def fast_voltages(
 
 
 def confirm(pl: IrePlanner, probes: list[Probe], pairs: list[IrePair]) -> ConfirmedPlan:
-    """The engine's nonlinear solve of every cycle; the zone, the field, the predicted
-    currents, temperatures and thermal damage, and the zone's metrics."""
-    zone = np.zeros(pl.region.shape, dtype=bool)
-    fmax = np.zeros(pl.region.shape, dtype=np.float32)
-    tmax = None
-    omega = None
-    results = []
-    cycles = sorted({p.cycle for p in probes})
-    new_pairs: list[IrePair] = []
-    for c in cycles:
-        cp = [p for p in probes if p.cycle == c]
-        cpairs = [p for p in pairs if p.cycle == c]
-        res = simulate_cycle(pl, cp, cpairs)
-        results.append(res)
-        zone |= np.asarray(res.zone, dtype=bool)
-        fmax = np.maximum(fmax, np.asarray(res.field_max_v_per_cm, dtype=np.float32))
-        t = getattr(res, "temperature_max_c", None)
-        if t is not None:
-            tmax = np.asarray(t) if tmax is None else np.maximum(tmax, t)
-        om = getattr(res, "thermal_omega", None)
-        if om is not None:
-            omega = np.asarray(om) if omega is None else np.maximum(omega, om)
-        by = {(pr.anode, pr.cathode): pr for pr in res.pair_results}
-        for p in cpairs:
-            pr = by.get((p.anode, p.cathode))
-            cur = None if pr is None else round(float(pr.current_a), 2)
-            new_pairs.append(p.model_copy(update={"predicted_current_a": cur}))
+    """The engine's nonlinear solve of every cycle (`simulate_cycles`, the one `evaluate`
+    runs too); the zone, the field, the predicted currents, temperatures and thermal damage,
+    and the zone's metrics. A cycle whose probes and pulse trains did not change since a
+    recent confirmation (a repair that raises pairs of other cycles, or splits their trains)
+    is not solved again: cycles are independent in the engine."""
+    before = pl.session.solves
+    runs = simulate_cycles(pl.session, probes, pairs)
+    pl.record.stats["nonlinear_solves"] += pl.session.solves - before
     m = evaluate_zone(
-        zone,
+        runs.zone,
         pl.structures,
         pl.case.target_key,
         pl.case.margin_mm,
@@ -134,33 +116,16 @@ def confirm(pl: IrePlanner, probes: list[Probe], pairs: list[IrePair]) -> Confir
     )
     return ConfirmedPlan(
         probes,
-        new_pairs,
-        zone,
-        fmax,
+        runs.pairs,
+        runs.zone,
+        runs.field_max_v_per_cm,
         m,
         pl.region,
-        results,
-        tmax,
-        omega,
-        *thermal_damage(pl, omega),
+        runs.results,
+        runs.temperature_max_c,
+        runs.thermal_omega,
+        *thermal_damage(pl, runs.thermal_omega),
     )
-
-
-def simulate_cycle(pl: IrePlanner, probes: list[Probe], pairs: list[IrePair]) -> Any:
-    """The engine's nonlinear solve of one cycle; a cycle whose probes and pulse trains did
-    not change since a recent confirmation (a repair that raises pairs of other cycles, or
-    splits their trains) is not solved again: cycles are independent in the engine."""
-    key = (
-        tuple(p.model_dump_json() for p in probes),
-        tuple(p.model_dump_json(exclude={"predicted_current_a"}) for p in pairs),
-    )
-    res = pl.cycle_cache.get(key)
-    if res is not None:
-        return res
-    res = pl.engine.simulate(probes, pairs, progress=None)
-    pl.record.stats["nonlinear_solves"] += 1
-    pl.cycle_cache.put(key, res)
-    return res
 
 
 # ---- acceptance ------------------------------------------------------------------------------
