@@ -18,7 +18,7 @@ from hepablate.core.units import unit_of
         ("max_tilt_deg", "deg"),
         ("max_probe_angle_deg", "deg"),
         ("pulses", ""),
-        ("coverage_required", ""),
+        ("required_coverage", ""),
         ("thermal_damage_omega", ""),
         ("max_cycles", ""),
     ],
@@ -41,4 +41,4 @@ def test_every_table_entry_keeps_its_unit():
     units = {p.name: p.unit for p in load_planning_defaults().parameters()}
     assert units["planning.max_tilt_deg"] == "deg"
     assert units["planning.pullback_overlap_mm"] == "mm"
-    assert units["planning.coverage_required"] == ""
+    assert units["planning.max_cycles"] == ""

@@ -2,11 +2,11 @@ import numpy as np
 import pytest
 
 from hepablate.evaluation import (
-    Criteria,
-    check_criteria,
     coverage,
+    evaluate_criteria,
     evaluate_zone,
     field_volume_histogram,
+    load_criteria,
     load_planning_defaults,
     min_margin_mm,
     target_region,
@@ -72,7 +72,8 @@ def test_evaluate_zone_volumes():
     shell = [4 / 3 * np.pi * (12**3 - r**3) / 1000 for r in (10.6, 9.8)]
     assert shell[0] <= m.non_target_liver_ml <= shell[1]
     assert abs(m.min_margin_mm - 7.0) <= 1.0
-    assert check_criteria(m) == []
+    rows = _criteria(m, margin_mm=5.0)
+    assert all(r.passed for r in rows if r.metric in ("target_coverage", "tumour_coverage"))
 
 
 def test_criteria_levels():
@@ -82,8 +83,21 @@ def test_criteria_levels():
     zone = _sphere(41, 9.0)
     m = evaluate_zone(zone, {"tumour:T1": tumour, "liver": liver}, "tumour:T1", 5.0, sp)
     assert m.target_coverage < 0.95
-    levels = {w.code: w.level for w in check_criteria(m, Criteria())}
-    assert levels["coverage_low"] == "error"
+    rows = {r.code: r for r in _criteria(m, margin_mm=5.0)}
+    assert not rows["coverage_below_required"].passed
+    assert rows["coverage_below_required"].level == "error"
+    assert rows["tumour_not_covered"].passed and not rows["margin_below_required"].passed
+    assert "coverage_probability" not in {r.metric for r in rows.values()}  # none given
+
+
+def _criteria(m, margin_mm):
+    """The packaged criteria on zone metrics alone (no modality metrics)."""
+    return evaluate_criteria(
+        load_criteria(),
+        "ire",
+        m.to_dict(),
+        {"required_coverage": 0.99, "required_margin_mm": margin_mm},
+    )
 
 
 def test_field_volume_histogram_cumulative():

@@ -2,7 +2,6 @@
 value-volume histograms, zone metrics, acceptance criteria as data, and the `Evaluation` that
 `hepablate.evaluate(case, plan)` returns."""
 
-from hepablate.evaluation._legacy import Criteria, check_criteria
 from hepablate.evaluation.criteria import (
     CriteriaTable,
     CriterionSpec,
@@ -26,13 +25,11 @@ from hepablate.evaluation.metrics import (
 )
 
 __all__ = [
-    "Criteria",
     "CriteriaTable",
     "CriterionSpec",
     "FieldVolumeHistogram",
     "PlanningDefaults",
     "ZoneMetrics",
-    "check_criteria",
     "coverage",
     "criteria_warnings",
     "depth_in_zone_mm",

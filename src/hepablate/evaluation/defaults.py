@@ -19,10 +19,6 @@ class PlanningDefaults(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     format_version: int = 1
-    coverage_required: Quantity
-    coverage_warning_below: Quantity
-    coverage_error_below: Quantity
-    min_margin_warning_mm: Quantity
     path_safety_distance_mm: Quantity
     placement_error_mm: Quantity
     monte_carlo_samples: Quantity

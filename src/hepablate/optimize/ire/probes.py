@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from hepablate.core.volume import vec3
 from hepablate.optimize.ire.model import SearchState
 from hepablate.optimize.ire.options import Limits
 from hepablate.placement.geometry import Layout2D, neighbour_pairs, unit
@@ -207,13 +208,13 @@ def make_probe(lim: Limits, i: int, cycle: int, tip, d, exposure: float, chk) ->
     return Probe(
         id=f"P{i + 1}",
         cycle=cycle,
-        tip_lps_mm=tuple(round(float(x), 2) for x in tip),
-        direction_lps=tuple(round(float(x), 6) for x in d),
+        tip_lps_mm=vec3(round(float(x), 2) for x in tip),
+        direction_lps=vec3(round(float(x), 6) for x in d),
         exposure_mm=round(float(exposure), 1),
         diameter_mm=lim.diameter_mm,
         entry_lps_mm=None
         if chk.entry_lps_mm is None
-        else tuple(round(float(x), 2) for x in chk.entry_lps_mm),
+        else vec3(round(float(x), 2) for x in chk.entry_lps_mm),
         depth_mm=None if chk.entry_lps_mm is None else round(chk.depth_mm, 1),
     )
 

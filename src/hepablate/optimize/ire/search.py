@@ -85,6 +85,7 @@ def run_search(pl: IrePlanner) -> IrePlanOutcome:
         for c in [conf, *pl.record.thermal_fallbacks]:
             if best is None or rank(pl.lim, c, required) > rank(pl.lim, best, required):
                 best = c
+        assert best is not None
         if rank(pl.lim, best, required)[0]:
             break  # covered, within the current limit, no thermal damage at vessels/ducts
         state = after_shortfall(pl, state, conf)

@@ -418,7 +418,7 @@ class IreProblem:
         v = basis.pair_potentials(pair.anode, pair.cathode, pair.voltage_v)
         linear = (
             self.settings.conductivity_model == "constant"
-            and np.isscalar(temp_factor)
+            and isinstance(temp_factor, float | int)
             and float(temp_factor) == 1.0
         )
         if linear and start is None:

@@ -56,11 +56,13 @@ class IreSession:
 
     @property
     def grid(self) -> Volume:
-        return self.problem.grid  # type: ignore[no-any-return]
+        grid: Volume = self.problem.grid
+        return grid
 
     @property
     def structures(self) -> dict[str, np.ndarray]:
-        return self.problem.structures  # type: ignore[no-any-return]
+        structures: dict[str, np.ndarray] = self.problem.structures
+        return structures
 
     def fits(self, grid: Volume, settings: IreSimulationSettings) -> bool:
         """Whether this engine solves plans on `grid` with `settings`."""
