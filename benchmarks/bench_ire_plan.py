@@ -69,7 +69,7 @@ def main() -> None:
             ),
             "stats": {
                 k: v
-                for k, v in m.extra.items()
+                for k, v in (res.plan.planning.stats if res.plan.planning else {}).items()
                 if k
                 in (
                     "engine_layouts_evaluated",

@@ -45,7 +45,9 @@ def main() -> None:
                     "thermal_damage_warnings": sorted(
                         {w.code for w in p.warnings if w.code.startswith("thermal_damage")}
                     ),
-                    "nonlinear_solves": p.metrics.extra.get("nonlinear_solves"),
+                    "nonlinear_solves": (p.planning.stats if p.planning else {}).get(
+                        "nonlinear_solves"
+                    ),
                     "status_reason": p.status_reason,
                 }
             ),

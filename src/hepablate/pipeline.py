@@ -42,16 +42,16 @@ def resolve_settings(
         update={
             "required_coverage": s.required_coverage
             if s.required_coverage is not None
-            else float(table.required_coverage.value),
+            else table.required_coverage.value,
             "placement_error_mm": s.placement_error_mm
             if s.placement_error_mm is not None
-            else float(d.placement_error_mm.value),
+            else d.placement_error_mm.value,
             "monte_carlo_samples": s.monte_carlo_samples
             if s.monte_carlo_samples is not None
-            else int(d.monte_carlo_samples.value),
+            else d.monte_carlo_samples.value,
             "path_safety_distance_mm": s.path_safety_distance_mm
             if s.path_safety_distance_mm is not None
-            else float(d.path_safety_distance_mm.value),
+            else d.path_safety_distance_mm.value,
         }
     )
 

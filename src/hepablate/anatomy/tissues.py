@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Generic, TypeVar
 
 import numpy as np
 import yaml
@@ -18,40 +18,46 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from hepablate.anatomy.vocabulary import base_name
 from hepablate.errors import InputError, input_error_from_validation
 
+T = TypeVar("T")
 
-class Quantity(BaseModel):
+
+class Quantity(BaseModel, Generic[T]):
+    """A value of a data table with its literature range and its source. Typed by what it
+    holds: `Quantity[float]`, `Quantity[int]` (counts), `Quantity[tuple[float, float]]`
+    (intervals)."""
+
     model_config = ConfigDict(extra="forbid")
-    value: Any
+    value: T
     range: list[float] | None = None
     source: str
 
 
 class ElectricalProps(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    sigma_baseline_s_per_m: Quantity
-    sigma_electroporated_s_per_m: Quantity
-    e_reversible_v_per_cm: Quantity
-    e_irreversible_v_per_cm: Quantity
-    ire_threshold_v_per_cm: Quantity
-    reversible_threshold_v_per_cm: Quantity
-    sigma_temperature_coeff_per_c: Quantity
+    sigma_baseline_s_per_m: Quantity[float]
+    sigma_electroporated_s_per_m: Quantity[float]
+    e_reversible_v_per_cm: Quantity[float]
+    e_irreversible_v_per_cm: Quantity[float]
+    ire_threshold_v_per_cm: Quantity[float]
+    reversible_threshold_v_per_cm: Quantity[float]
+    sigma_temperature_coeff_per_c: Quantity[float]
 
 
 class ThermalProps(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    conductivity_w_per_m_k: Quantity
-    density_kg_per_m3: Quantity
-    heat_capacity_j_per_kg_k: Quantity
-    perfusion_per_s: Quantity
-    metabolic_w_per_m3: Quantity
+    conductivity_w_per_m_k: Quantity[float]
+    density_kg_per_m3: Quantity[float]
+    heat_capacity_j_per_kg_k: Quantity[float]
+    perfusion_per_s: Quantity[float]
+    metabolic_w_per_m3: Quantity[float]
 
 
 class OpticalProps(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    mu_a_per_cm: Quantity
-    mu_s_reduced_per_cm: Quantity
-    coagulated_mu_a_factor: Quantity
-    coagulated_mu_s_factor: Quantity
+    mu_a_per_cm: Quantity[float]
+    mu_s_reduced_per_cm: Quantity[float]
+    coagulated_mu_a_factor: Quantity[float]
+    coagulated_mu_s_factor: Quantity[float]
 
 
 class Tissue(BaseModel):
@@ -63,22 +69,22 @@ class Tissue(BaseModel):
 
 class BloodProps(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    temperature_c: Quantity
-    density_kg_per_m3: Quantity
-    heat_capacity_j_per_kg_k: Quantity
+    temperature_c: Quantity[float]
+    density_kg_per_m3: Quantity[float]
+    heat_capacity_j_per_kg_k: Quantity[float]
 
 
 class DamageParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    arrhenius_a_per_s: Quantity
-    arrhenius_ea_j_per_mol: Quantity
-    arrhenius_omega_threshold: Quantity
-    cem43_threshold_min: Quantity
-    peleg_fermi_ec0_v_per_m: Quantity
-    peleg_fermi_a0_v_per_m: Quantity
-    peleg_fermi_k1: Quantity
-    peleg_fermi_k2: Quantity
-    peleg_fermi_survival_threshold: Quantity
+    arrhenius_a_per_s: Quantity[float]
+    arrhenius_ea_j_per_mol: Quantity[float]
+    arrhenius_omega_threshold: Quantity[float]
+    cem43_threshold_min: Quantity[float]
+    peleg_fermi_ec0_v_per_m: Quantity[float]
+    peleg_fermi_a0_v_per_m: Quantity[float]
+    peleg_fermi_k1: Quantity[float]
+    peleg_fermi_k2: Quantity[float]
+    peleg_fermi_survival_threshold: Quantity[float]
 
 
 class TissueTable(BaseModel):

@@ -14,34 +14,34 @@ from hepablate.errors import InputError, input_error_from_validation
 
 class IreDevice(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    probe_diameter_mm: Quantity
-    exposure_mm: Quantity
-    exposure_limits_mm: Quantity
-    probes_min: Quantity
-    probes_max: Quantity
-    max_voltage_v: Quantity
-    max_current_a: Quantity
-    pulses: Quantity
-    pulse_width_us: Quantity
-    pulses_per_group: Quantity
-    voltage_per_cm_v: Quantity
-    spacing_mm: Quantity
+    probe_diameter_mm: Quantity[float]
+    exposure_mm: Quantity[float]
+    exposure_limits_mm: Quantity[tuple[float, float]]
+    probes_min: Quantity[int]
+    probes_max: Quantity[int]
+    max_voltage_v: Quantity[float]
+    max_current_a: Quantity[float]
+    pulses: Quantity[int]
+    pulse_width_us: Quantity[float]
+    pulses_per_group: Quantity[int]
+    voltage_per_cm_v: Quantity[tuple[float, float]]
+    spacing_mm: Quantity[tuple[float, float]]
 
 
 class LaserDevice(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    wavelength_nm: Quantity
-    core_diameter_um: Quantity
-    fibres_min: Quantity
-    fibres_max: Quantity
-    power_w: Quantity
-    power_limits_w: Quantity
-    energy_j: Quantity
-    energy_limits_j: Quantity
-    spacing_mm: Quantity
-    pullback_mm: Quantity
-    needle_diameter_mm: Quantity
-    tip_charring_c: Quantity
+    wavelength_nm: Quantity[float]
+    core_diameter_um: Quantity[float]
+    fibres_min: Quantity[int]
+    fibres_max: Quantity[int]
+    power_w: Quantity[float]
+    power_limits_w: Quantity[tuple[float, float]]
+    energy_j: Quantity[float]
+    energy_limits_j: Quantity[tuple[float, float]]
+    spacing_mm: Quantity[tuple[float, float]]
+    pullback_mm: Quantity[tuple[float, float]]
+    needle_diameter_mm: Quantity[float]
+    tip_charring_c: Quantity[float]
 
 
 class DeviceTable(BaseModel):

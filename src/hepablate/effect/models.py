@@ -33,11 +33,11 @@ class PelegFermiParams:
     def from_table(cls, table: TissueTable) -> PelegFermiParams:
         d = table.damage
         return cls(
-            float(d.peleg_fermi_ec0_v_per_m.value),
-            float(d.peleg_fermi_a0_v_per_m.value),
-            float(d.peleg_fermi_k1.value),
-            float(d.peleg_fermi_k2.value),
-            float(d.peleg_fermi_survival_threshold.value),
+            d.peleg_fermi_ec0_v_per_m.value,
+            d.peleg_fermi_a0_v_per_m.value,
+            d.peleg_fermi_k1.value,
+            d.peleg_fermi_k2.value,
+            d.peleg_fermi_survival_threshold.value,
         )
 
 
@@ -51,9 +51,9 @@ class ArrheniusParams:
     def from_table(cls, table: TissueTable) -> ArrheniusParams:
         d = table.damage
         return cls(
-            float(d.arrhenius_a_per_s.value),
-            float(d.arrhenius_ea_j_per_mol.value),
-            float(d.arrhenius_omega_threshold.value),
+            d.arrhenius_a_per_s.value,
+            d.arrhenius_ea_j_per_mol.value,
+            d.arrhenius_omega_threshold.value,
         )
 
 

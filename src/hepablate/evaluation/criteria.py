@@ -64,7 +64,7 @@ class CriterionSpec(BaseModel):
 class CriteriaTable(BaseModel):
     model_config = ConfigDict(extra="forbid")
     format_version: Literal[1]
-    required_coverage: Quantity
+    required_coverage: Quantity[float]
     criteria: list[CriterionSpec]
 
     def for_modality(self, modality: str) -> list[CriterionSpec]:

@@ -19,15 +19,15 @@ class PlanningDefaults(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     format_version: int = 1
-    path_safety_distance_mm: Quantity
-    placement_error_mm: Quantity
-    monte_carlo_samples: Quantity
-    max_tilt_deg: Quantity
-    thermal_damage_omega: Quantity
-    pullback_overlap_mm: Quantity
-    max_probe_angle_deg: Quantity
-    min_needle_gap_mm: Quantity
-    max_cycles: Quantity
+    path_safety_distance_mm: Quantity[float]
+    placement_error_mm: Quantity[float]
+    monte_carlo_samples: Quantity[int]
+    max_tilt_deg: Quantity[float]
+    thermal_damage_omega: Quantity[float]
+    pullback_overlap_mm: Quantity[float]
+    max_probe_angle_deg: Quantity[float]
+    min_needle_gap_mm: Quantity[float]
+    max_cycles: Quantity[int]
 
     def parameters(self, prefix: str = "planning.") -> list[Parameter]:
         return table_parameters(prefix, ((k, q) for k, q in self if isinstance(q, Quantity)))

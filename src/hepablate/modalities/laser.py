@@ -83,7 +83,7 @@ def laser_parameters(tissues: TissueTable, devices: DeviceTable) -> list[Paramet
 def laser_refs(devices: DeviceTable, safety_mm: float) -> dict[str, float]:
     """The references laser criteria are held to."""
     return {
-        "device_tip_charring_c": float(devices.laser.tip_charring_c.value),
+        "device_tip_charring_c": devices.laser.tip_charring_c.value,
         "required_path_clearance_mm": safety_mm,
     }
 

@@ -153,9 +153,9 @@ class LaserPlanner:
         self.required = (
             opts.required_coverage
             if opts.required_coverage is not None
-            else float(load_criteria().required_coverage.value)
+            else load_criteria().required_coverage.value
         )
-        fmin, fmax = int(dev.fibres_min.value), int(dev.fibres_max.value)
+        fmin, fmax = dev.fibres_min.value, dev.fibres_max.value
         self.n_min = max(fmin, opts.min_fibres or fmin)
         self.n_max = min(fmax, opts.max_fibres or fmax)
         if self.n_min > self.n_max:
@@ -164,17 +164,17 @@ class LaserPlanner:
                 f"(device: {fmin} to {fmax})",
                 field="max_fibres",
             )
-        s_lo, s_hi = (float(x) for x in dev.spacing_mm.value)
+        s_lo, s_hi = dev.spacing_mm.value
         self.s_min = opts.min_spacing_mm or s_lo
         self.s_max = opts.max_spacing_mm or s_hi
-        p_lo, p_hi = (float(x) for x in dev.power_limits_w.value)
-        self.power_w = opts.power_w if opts.power_w is not None else float(dev.power_w.value)
+        p_lo, p_hi = dev.power_limits_w.value
+        self.power_w = opts.power_w if opts.power_w is not None else dev.power_w.value
         if not p_lo <= self.power_w <= p_hi:
             raise InputError(
                 f"power {self.power_w:g} W outside the device limits [{p_lo:g}, {p_hi:g}] W",
                 field="power_w",
             )
-        self.e_lo, self.e_hi = (float(x) for x in dev.energy_limits_j.value)
+        self.e_lo, self.e_hi = dev.energy_limits_j.value
         if opts.energies_j:
             energies = sorted(float(e) for e in opts.energies_j)
             for e in energies:
@@ -189,13 +189,13 @@ class LaserPlanner:
             lo, hi = (float(x) for x in dev.energy_j.range)
             energies = [lo, 0.5 * (lo + hi), hi]
         self.energies = energies
-        self.pb_lo, self.pb_hi = (float(x) for x in dev.pullback_mm.value)
+        self.pb_lo, self.pb_hi = dev.pullback_mm.value
         self.safety_mm = (
             opts.safety_distance_mm
             if opts.safety_distance_mm is not None
-            else float(self.defaults.path_safety_distance_mm.value)
+            else self.defaults.path_safety_distance_mm.value
         )
-        self.max_tilt = float(self.defaults.max_tilt_deg.value)
+        self.max_tilt = self.defaults.max_tilt_deg.value
         sp = case.grid.spacing_mm
         region = target_region(case.structures, case.target_key, case.margin_mm, sp)
         idx = np.argwhere(region)
@@ -312,7 +312,7 @@ class LaserPlanner:
         m = evaluate_zone(
             r.zone, r.structures, self.case.target_key, self.case.margin_mm, r.grid.spacing_mm
         )
-        thr = float(self.tissues.damage.arrhenius_omega_threshold.value)
+        thr = self.tissues.damage.arrhenius_omega_threshold.value
         from scipy import ndimage
 
         crit = 0.0

@@ -80,9 +80,9 @@ def ire_refs(
     """The references IRE criteria and reports are held to (device limits, thresholds)."""
     lim = devices.ire
     return {
-        "device_max_current_a": float(lim.max_current_a.value),
-        "device_max_voltage_v": float(lim.max_voltage_v.value),
-        "device_pulses_per_group": float(lim.pulses_per_group.value),
+        "device_max_current_a": lim.max_current_a.value,
+        "device_max_voltage_v": lim.max_voltage_v.value,
+        "device_pulses_per_group": lim.pulses_per_group.value,
         "search_threshold_v_per_cm": search_threshold_v_per_cm(tissues, sim),
         "required_path_clearance_mm": safety_mm,
     }
@@ -176,7 +176,7 @@ class IreModality:
             for p in runs.pairs
         ]
         voxel_ml = grid.voxel_volume_ml
-        omega_thr = float(load_planning_defaults().thermal_damage_omega.value)
+        omega_thr = load_planning_defaults().thermal_damage_omega.value
         hits, peak = thermal_damage_at_walls(
             runs.thermal_omega, vessel_duct_walls(session.structures), omega_thr, voxel_ml
         )
@@ -195,14 +195,14 @@ class IreModality:
             metrics["temperature_max_c"] = float(np.max(runs.temperature_max_c))
         if runs.thermal_omega is not None:
             maps["thermal_omega"] = runs.thermal_omega.astype(np.float32)
-            dmg_thr = float(tissues.damage.arrhenius_omega_threshold.value)
+            dmg_thr = tissues.damage.arrhenius_omega_threshold.value
             metrics["thermal_damage_ml"] = float((runs.thermal_omega >= dmg_thr).sum()) * voxel_ml
             metrics["critical_thermal_damage_ml"] = float(sum(hits.values()))
             metrics["thermal_omega_peak_at_walls"] = peak
             for k, v in hits.items():
                 metrics[f"thermal_damage_ml.{k}"] = v
         lim = devices.ire
-        lo_v, hi_v = (float(x) for x in lim.voltage_per_cm_v.value)
+        lo_v, hi_v = lim.voltage_per_cm_v.value
         warnings = engine_warnings(
             runs.cycles, runs.results, runs.thermal_omega, session.structures, omega_thr, voxel_ml
         )

@@ -128,7 +128,7 @@ def axial_cycles(pl: IrePlanner, t: np.ndarray, axial_reach: float) -> list[tupl
     lim = pl.lim
     # Consecutive cycles overlap (planning.yaml `pullback_overlap_mm`): the zone tapers at
     # the needle ends, and abutting cycles leave a waist below threshold at the junction.
-    ov = min(float(pl.defaults.pullback_overlap_mm.value), 0.5 * lim.exposure_practice_max_mm)
+    ov = min(pl.defaults.pullback_overlap_mm.value, 0.5 * lim.exposure_practice_max_mm)
     tmin, tmax = float(t.min()), float(t.max())
     length = max(tmax - tmin - 2 * axial_reach, lim.exposure_min_mm)
     m = max(1, math.ceil((length - ov) / (lim.exposure_practice_max_mm - ov) - 1e-9))
@@ -252,9 +252,7 @@ def candidate_layouts(
     (paths aside: if not, the target is large, see `search`)."""
     pts = pl.grid.index_to_lps(np.argwhere(pl.search_region)[:, ::-1].astype(float))
     centre = pts.mean(axis=0)
-    dirs = candidate_directions(centre, pl.paths, float(pl.defaults.max_tilt_deg.value), pl.entry)[
-        :8
-    ]
+    dirs = candidate_directions(centre, pl.paths, pl.defaults.max_tilt_deg.value, pl.entry)[:8]
     out: list[Candidate] = []
     single_fits = False
     mask_idx = np.argwhere(pl.search_region)

@@ -77,7 +77,7 @@ class Limits:
 
 def limits_from(devices: DeviceTable, threshold_v_per_cm: float, opts: IrePlanOptions) -> Limits:
     d = devices.ire
-    smin, smax = (float(x) for x in d.spacing_mm.value)
+    smin, smax = d.spacing_mm.value
     smin = opts.min_spacing_mm or smin
     smax = opts.max_spacing_mm or smax
     if smax < smin:
@@ -86,8 +86,8 @@ def limits_from(devices: DeviceTable, threshold_v_per_cm: float, opts: IrePlanOp
         raise InputError(
             f"max spacing {smax:g} mm is below min spacing {smin:g} mm", field="spacing"
         )
-    pmin = max(int(d.probes_min.value), opts.min_probes or 0)
-    pmax = min(int(d.probes_max.value), opts.max_probes or 99)
+    pmin = max(d.probes_min.value, opts.min_probes or 0)
+    pmax = min(d.probes_max.value, opts.max_probes or 99)
     if pmax < pmin:
         from hepablate.errors import InputError
 
@@ -96,16 +96,16 @@ def limits_from(devices: DeviceTable, threshold_v_per_cm: float, opts: IrePlanOp
             f"{d.probes_min.value}..{d.probes_max.value})",
             field="probes",
         )
-    lo, hi = (float(x) for x in d.voltage_per_cm_v.value)
-    emin, emax = (float(x) for x in d.exposure_limits_mm.value)
+    lo, hi = d.voltage_per_cm_v.value
+    emin, emax = d.exposure_limits_mm.value
     # Wider pairs would need more than the generator's voltage at the spacing rule's low end.
-    s_volt = 10.0 * float(d.max_voltage_v.value) / lo
+    s_volt = 10.0 * d.max_voltage_v.value / lo
     if smin > s_volt:
         from hepablate.errors import InputError
 
         raise InputError(
             f"min spacing {smin:g} mm needs more than the generator's "
-            f"{float(d.max_voltage_v.value):g} V at {lo:g} V/cm",
+            f"{d.max_voltage_v.value:g} V at {lo:g} V/cm",
             field="spacing",
         )
     s_device = smax
@@ -117,16 +117,16 @@ def limits_from(devices: DeviceTable, threshold_v_per_cm: float, opts: IrePlanOp
         spacing_max_mm=smax,
         exposure_practice_max_mm=float(d.exposure_mm.range[1])
         if d.exposure_mm.range
-        else float(d.exposure_mm.value),
+        else d.exposure_mm.value,
         exposure_min_mm=emin,
         exposure_max_mm=emax,
         v_per_cm_low=lo,
         v_per_cm_high=hi,
-        max_voltage_v=float(d.max_voltage_v.value),
-        max_current_a=float(d.max_current_a.value),
-        pulses=int(d.pulses.value),
-        pulse_width_us=float(d.pulse_width_us.value),
-        diameter_mm=float(d.probe_diameter_mm.value),
+        max_voltage_v=d.max_voltage_v.value,
+        max_current_a=d.max_current_a.value,
+        pulses=d.pulses.value,
+        pulse_width_us=d.pulse_width_us.value,
+        diameter_mm=d.probe_diameter_mm.value,
         threshold_v_per_cm=threshold_v_per_cm,
         spacing_device_max_mm=s_device,
     )
@@ -140,5 +140,5 @@ def search_threshold_v_per_cm(tissues: Any, settings: Any) -> float:
     vals = []
     for name in ("liver", "tumour"):
         if name in tissues.tissues:
-            vals.append(float(tissues.tissues[name].electrical.ire_threshold_v_per_cm.value))
+            vals.append(tissues.tissues[name].electrical.ire_threshold_v_per_cm.value)
     return max(vals) if vals else 600.0

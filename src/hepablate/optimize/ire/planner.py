@@ -50,18 +50,18 @@ class IrePlanner:
         self.safety_mm = (
             opts.safety_distance_mm
             if opts.safety_distance_mm is not None
-            else float(defaults.path_safety_distance_mm.value)
+            else defaults.path_safety_distance_mm.value
         )
         from hepablate.evaluation.criteria import load_criteria
 
         self.required = (
             opts.required_coverage
             if opts.required_coverage is not None
-            else float(load_criteria().required_coverage.value)
+            else load_criteria().required_coverage.value
         )
         """Target coverage a plan must reach (criteria.yaml, or the option)."""
         self.max_cycles = (
-            opts.max_cycles if opts.max_cycles is not None else int(defaults.max_cycles.value)
+            opts.max_cycles if opts.max_cycles is not None else defaults.max_cycles.value
         )
         self.paths = PathMap(case, self.safety_mm)
         self.entry = (
@@ -79,7 +79,7 @@ class IrePlanner:
             err = (
                 opts.placement_error_mm
                 if opts.placement_error_mm is not None
-                else float(defaults.placement_error_mm.value)
+                else defaults.placement_error_mm.value
             )
             grown = dilate_mm(self.region, err, sp)
             grown &= self.structures.get("liver", grown) | self.region

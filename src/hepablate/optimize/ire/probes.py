@@ -120,7 +120,7 @@ def angled_ok(
     angled = [any(float(np.linalg.norm(di - dj)) > 1e-6 for dj in dirs) for di in dirs]
     if not any(angled):
         return True
-    gap = float(pl.defaults.min_needle_gap_mm.value)
+    gap = pl.defaults.min_needle_gap_mm.value
     for i, p in enumerate(probes):
         for j in range(i):
             q = probes[j]
@@ -148,7 +148,7 @@ def angled_candidates(
     of up to `max_probe_angle_deg`, smallest first (`tilted_directions`)."""
     from hepablate.placement.geometry import angle_deg, tilted_directions
 
-    max_deg = float(pl.defaults.max_probe_angle_deg.value)
+    max_deg = pl.defaults.max_probe_angle_deg.value
     out: list[np.ndarray] = []
     if pl.entry is not None:
         e = np.asarray(pl.entry.centre_lps_mm, float)

@@ -253,7 +253,7 @@ def outcome(
         found = candidate_directions(
             pl.region_pts.mean(axis=0),
             pl.paths,
-            float(pl.defaults.max_tilt_deg.value),
+            pl.defaults.max_tilt_deg.value,
             pl.entry,
         )
         reason = no_layout_reason(
@@ -274,7 +274,7 @@ def outcome(
         for w in thermal_plan_warnings(
             best,
             attempts,
-            thermal_damage_omega=float(pl.defaults.thermal_damage_omega.value),
+            thermal_damage_omega=pl.defaults.thermal_damage_omega.value,
             refusals=rec.thermal_refusals,
             fallbacks=rec.thermal_fallbacks,
             split_train_trials=rec.stats.get("split_train_trials", 0),

@@ -180,7 +180,7 @@ def thermal_damage(pl: IrePlanner, omega: np.ndarray | None) -> tuple[dict[str, 
     if omega is None:
         return {}, 0.0
     omega = np.asarray(omega)
-    dmg = omega >= float(pl.defaults.thermal_damage_omega.value)
+    dmg = omega >= pl.defaults.thermal_damage_omega.value
     vox = pl.grid.voxel_volume_ml
     out = {}
     peak = 0.0

@@ -17,12 +17,12 @@ from hepablate.anatomy.tissues import Quantity, TissueTable
 class IrePhysicsDefaults(BaseModel):
     model_config = ConfigDict(extra="forbid")
     format_version: int = 1
-    pulse_rate_hz: Quantity
-    cooling_after_s: Quantity
-    thermal_time_step_s: Quantity
-    nonlinear_relaxation: Quantity
-    nonlinear_tolerance: Quantity
-    nonlinear_max_iterations: Quantity
+    pulse_rate_hz: Quantity[float]
+    cooling_after_s: Quantity[float]
+    thermal_time_step_s: Quantity[float]
+    nonlinear_relaxation: Quantity[float]
+    nonlinear_tolerance: Quantity[float]
+    nonlinear_max_iterations: Quantity[int]
 
 
 @lru_cache(maxsize=1)

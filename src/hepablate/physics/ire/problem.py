@@ -233,7 +233,7 @@ class IreProblem:
         else:
             self.threshold = p.ire_threshold_v_per_cm[t]
         self.rev_threshold = np.minimum(p.reversible_threshold_v_per_cm[t], self.threshold)
-        self.t_blood_c = float(tissues.blood.temperature_c.value)
+        self.t_blood_c = tissues.blood.temperature_c.value
         # (cycle geometry, anode, cathode, voltage) -> (|E| V/cm, Joule source W/m^3 or None,
         # current A, floating potentials, iterations, converged); least recently used first.
         self._pair_memo: ByteBudgetCache[tuple, tuple] = ByteBudgetCache(PAIR_MEMO_BYTES)
@@ -425,9 +425,9 @@ class IreProblem:
             f = self._constant_field(basis, v).astype(np.float64)
             return f, self.sigma0, v, basis.conductance_matrix_s @ v, 0, True, 0
         d = self.defaults
-        relax = float(d.nonlinear_relaxation.value)
-        tol = float(d.nonlinear_tolerance.value)
-        max_it = int(d.nonlinear_max_iterations.value)
+        relax = d.nonlinear_relaxation.value
+        tol = d.nonlinear_tolerance.value
+        max_it = d.nonlinear_max_iterations.value
         if start is None:
             u = basis.potentials_v.T @ v
             f = self._constant_field(basis, v).astype(np.float64)
@@ -543,7 +543,7 @@ class IreProblem:
         field_max = np.zeros(n)
         survival = np.ones(n)
         pf = PelegFermiParams.from_table(self.tissues)
-        limit = float(self.devices.ire.max_current_a.value)
+        limit = self.devices.ire.max_current_a.value
         results: list[PairResult] = []
         warnings: list[PlanWarning] = []
         pair_fields: list[np.ndarray] = []
@@ -715,9 +715,9 @@ class IreProblem:
         the end of each train. Heating is computed in the box where any source exceeds 1 % of
         its maximum, padded by 10 mm (elsewhere T stays at T_b)."""
         d = self.defaults
-        rate = float(d.pulse_rate_hz.value)
-        dt_max = float(d.thermal_time_step_s.value)
-        cool = float(d.cooling_after_s.value)
+        rate = d.pulse_rate_hz.value
+        dt_max = d.thermal_time_step_s.value
+        cool = d.cooling_after_s.value
         qmax = max(float(q.max()) for _, q in sources)
         hot = np.zeros(self.op.n, bool)
         for _, q in sources:
@@ -733,8 +733,8 @@ class IreProblem:
         p = self.props
         t = self._t[sub_cells]
         blood = p.names.index("blood") if "blood" in p.names else -1
-        rho_b = float(self.tissues.blood.density_kg_per_m3.value)
-        c_b = float(self.tissues.blood.heat_capacity_j_per_kg_k.value)
+        rho_b = self.tissues.blood.density_kg_per_m3.value
+        c_b = self.tissues.blood.heat_capacity_j_per_kg_k.value
         solver = PennesSolver(
             sub_active,
             self.h_mm * 1e-3,
@@ -785,7 +785,7 @@ class IreProblem:
     def _thermal_warnings(self, result: IreResult) -> list[PlanWarning]:
         out: list[PlanWarning] = []
         assert result.thermal_omega is not None and result.temperature_max_c is not None
-        thr = float(self.tissues.damage.arrhenius_omega_threshold.value)
+        thr = self.tissues.damage.arrhenius_omega_threshold.value
         damaged = result.thermal_omega >= thr
         vol = float(damaged.sum()) * self.grid.voxel_volume_ml
         tmax = float(result.temperature_max_c.max())

@@ -69,7 +69,7 @@ def validate_ire_plan(
     width positive.
     """
     dev = devices.ire
-    lo_lim, hi_lim = (float(x) for x in dev.exposure_limits_mm.value)
+    lo_lim, hi_lim = dev.exposure_limits_mm.value
     if not probes:
         raise InputError("an IRE plan needs at least two probes", source=source, field="probes")
     seen: dict[tuple[int, str], int] = {}
@@ -133,7 +133,7 @@ def validate_ire_plan(
                     source=source,
                     field=f"probes[{i}].tip_lps_mm",
                 )
-    vmax = float(dev.max_voltage_v.value)
+    vmax = dev.max_voltage_v.value
     for k, pr in enumerate(pairs):
         f = f"pairs[{k}]"
         for role in ("anode", "cathode"):

@@ -51,7 +51,7 @@ def safety_warnings(
 ) -> tuple[list[PlanWarning], dict[str, float]]:
     warnings: list[PlanWarning] = []
     extra: dict[str, float] = {}
-    char_c = float(devices.laser.tip_charring_c.value)
+    char_c = devices.laser.tip_charring_c.value
     hot = []
     for s in result.shots:
         tmax = result.tip_max_c[s.index]
@@ -72,9 +72,9 @@ def safety_warnings(
         )
     dose = result.omega if result.criterion == "arrhenius" else result.cem43_min
     thr = (
-        float(tissues.damage.arrhenius_omega_threshold.value)
+        tissues.damage.arrhenius_omega_threshold.value
         if result.criterion == "arrhenius"
-        else float(tissues.damage.cem43_threshold_min.value)
+        else tissues.damage.cem43_threshold_min.value
     )
     vox_ml = result.grid.voxel_volume_ml
     for key in critical_keys(result.structures):

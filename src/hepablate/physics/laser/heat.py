@@ -149,7 +149,7 @@ class ThermalModel:
         if edge == "blood_temperature":
             for ax in range(3):
                 for end in (0, -1):
-                    sl = [slice(None)] * 3
+                    sl: list[slice | int] = [slice(None)] * 3
                     sl[ax] = end
                     edge_g[tuple(sl)] += kk[tuple(sl)] / h**2
         elif edge != "insulated":

@@ -99,7 +99,7 @@ def resolve_protocol(
 ) -> list[FibreShot]:
     """Check a laser protocol against the device table; tip position of every illumination."""
     dev = devices.laser
-    fmin, fmax = int(dev.fibres_min.value), int(dev.fibres_max.value)
+    fmin, fmax = dev.fibres_min.value, dev.fibres_max.value
     if not fmin <= len(fibres) <= fmax:
         raise InputError(
             f"{len(fibres)} fibres; the device takes {fmin} to {fmax}",
@@ -114,7 +114,7 @@ def resolve_protocol(
             "a laser plan needs at least one illumination", source=source, field="illuminations"
         )
     by_id = {f.id: f for f in fibres}
-    wl = float(dev.wavelength_nm.value)
+    wl = dev.wavelength_nm.value
     for i, f in enumerate(fibres):
         if abs(f.wavelength_nm - wl) > 0.5:
             raise InputError(
@@ -127,8 +127,8 @@ def resolve_protocol(
         f.id: _unit(f.direction_lps, f"fibres.{i}.direction_lps", source)
         for i, f in enumerate(fibres)
     }
-    p_lo, p_hi = (float(x) for x in dev.power_limits_w.value)
-    e_lo, e_hi = (float(x) for x in dev.energy_limits_j.value)
+    p_lo, p_hi = dev.power_limits_w.value
+    e_lo, e_hi = dev.energy_limits_j.value
     shots: list[FibreShot] = []
     seen: set[tuple[int, str]] = set()
     for n, il in enumerate(illuminations):
@@ -180,7 +180,7 @@ def resolve_protocol(
         f = by_id[il.fibre]
         tip = np.asarray(f.tip_lps_mm, float) - il.pullback_mm * dirs[f.id]
         shots.append(FibreShot(n, f.id, il.step, tip, float(il.power_w), float(il.duration_s)))
-    min_gap = float(dev.needle_diameter_mm.value)
+    min_gap = dev.needle_diameter_mm.value
     for a in range(len(fibres)):
         for b in range(a + 1, len(fibres)):
             fa, fb = fibres[a], fibres[b]
@@ -268,7 +268,7 @@ def materials(
     mu_a *= settings.optical_scale.get("mu_a", 1.0)
     mu_s *= settings.optical_scale.get("mu_s", 1.0)
     b = table.blood
-    rho_b_c_b = float(b.density_kg_per_m3.value) * float(b.heat_capacity_j_per_kg_k.value)
+    rho_b_c_b = b.density_kg_per_m3.value * b.heat_capacity_j_per_kg_k.value
     return Materials(
         mu_a_per_mm=mu_a,
         mu_s_per_mm=mu_s,
@@ -278,7 +278,7 @@ def materials(
         rho_c=q(lambda t: th(t).density_kg_per_m3) * q(lambda t: th(t).heat_capacity_j_per_kg_k),
         wcb=q(lambda t: th(t).perfusion_per_s) * rho_b_c_b,
         qmet=q(lambda t: th(t).metabolic_w_per_m3),
-        t_blood_c=float(b.temperature_c.value),
+        t_blood_c=b.temperature_c.value,
     )
 
 
@@ -422,7 +422,7 @@ def _simulate_laser(
     )
     dt_max = min(settings.time_step_s, 0.95 * model.stable_dt_s())
     arr = ArrheniusParams.from_table(tissues)
-    cem_thr = float(tissues.damage.cem43_threshold_min.value)
+    cem_thr = tissues.damage.cem43_threshold_min.value
     state = ThermalState.initial(grid.array.shape, mats.t_blood_c)
     shape = grid.array.shape
     steps = sorted({s.step for s in shots})
@@ -451,7 +451,7 @@ def _simulate_laser(
         crop = (slice(lo[2], hi[2]), slice(lo[1], hi[1]), slice(lo[0], hi[0]))
         cshape = tuple(hi[::-1] - lo[::-1])
         unit_phi: dict[int, np.ndarray] = {}
-        mu_a_c = None
+        mu_a_c: np.ndarray | None = None
         for a, b in zip(bounds[:-1], bounds[1:], strict=True):
             if a in update_at or not unit_phi:
                 t0 = time.perf_counter()
@@ -471,6 +471,7 @@ def _simulate_laser(
             for s in on:
                 if s.duration_s > a + 1e-9:
                     # W/mm^3 -> W/m^3
+                    assert mu_a_c is not None  # set with the first light solve
                     q[crop] += s.power_w * mu_a_c * unit_phi[s.index] * 1e9
             t = a
             while t < b - 1e-9:
