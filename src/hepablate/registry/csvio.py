@@ -486,135 +486,24 @@ def export_pseudonymised(
     return counts
 
 
-# --- data dictionary and templates --------------------------------------------------------
+# --- data dictionary (hepablate.registry.redcap) -------------------------------------------
+from hepablate.registry.redcap import (  # noqa: E402  (re-exported for callers of csvio)
+    REDCAP_HEADER,
+    data_dictionary_rows,
+    write_data_dictionary,
+)
 
-REDCAP_HEADER = [
-    "Variable / Field Name",
-    "Form Name",
-    "Section Header",
-    "Field Type",
-    "Field Label",
-    "Choices, Calculations, OR Slider Labels",
-    "Field Note",
-    "Text Validation Type OR Show Slider Number",
-    "Text Validation Min",
-    "Text Validation Max",
-    "Identifier?",
-    "Branching Logic (Show field only if...)",
-    "Required Field?",
-    "Custom Alignment",
-    "Question Number (surveys only)",
-    "Matrix Group Name",
-    "Matrix Ranking?",
-    "Field Annotation",
+__all__ = [
+    "AUDIT_HEAD_FILE",
+    "REDCAP_HEADER",
+    "ImportFailed",
+    "ImportResult",
+    "data_dictionary_rows",
+    "escape_cell",
+    "export_dir",
+    "export_pseudonymised",
+    "import_dir",
+    "unescape_cell",
+    "write_audit_head",
+    "write_data_dictionary",
 ]
-_IDENTIFIERS = {"patient_code", "nhs_number", "nhs_number_hash"}
-
-
-def data_dictionary_rows() -> list[list[str]]:
-    """REDCap-style data dictionary generated from the model columns."""
-    from sqlalchemy import Boolean, Date, Integer, Numeric
-
-    rows = []
-    for table in ENTITIES:
-        cols = user_columns(table)
-        if table == "patients":
-            rows.append(
-                [
-                    "nhs_number",
-                    table,
-                    "",
-                    "text",
-                    "NHS number (import only; stored as keyed hash)",
-                    "",
-                    "10 digits, Modulus 11 check digit",
-                    "",
-                    "",
-                    "",
-                    "y",
-                    "",
-                    "",
-                    "",
-                    "",
-                    "",
-                    "",
-                    "@HIDDEN-IMPORT-ONLY",
-                ]
-            )
-        rows.append(
-            [
-                "site",
-                table,
-                table.replace("_", " "),
-                "text",
-                "site / hospital code",
-                "",
-                "required for patients; children inherit",
-                "",
-                "",
-                "",
-                "",
-                "",
-                "y" if table == "patients" else "",
-                "",
-                "",
-                "",
-                "",
-                "",
-            ]
-        )
-        for c in cols:
-            info = c.info
-            ftype, vtype, choices = "text", "", ""
-            if "choices" in info:
-                ftype = "dropdown"
-                choices = " | ".join(f"{v}, {v}" for v in info["choices"])
-            elif isinstance(c.type, Boolean):
-                ftype = "yesno"
-            elif isinstance(c.type, Date):
-                vtype = "date_ymd"
-            elif isinstance(c.type, Integer):
-                vtype = "integer"
-            elif isinstance(c.type, Numeric):
-                vtype = "number"
-            if c.name in PARENTS[table]:
-                note = f"id of a {PARENTS[table][c.name]} row"
-            elif c.name in derived_columns(table):
-                note = "derived on import; ignored if given"
-            else:
-                note = ""
-            required = (
-                "y"
-                if not c.nullable and "default" not in info and c.name not in derived_columns(table)
-                else ""
-            )
-            rows.append(
-                [
-                    c.name,
-                    table,
-                    "",
-                    ftype,
-                    info.get("doc", ""),
-                    choices,
-                    note,
-                    vtype,
-                    "" if info.get("ge") is None else _fmt(info["ge"]),
-                    "" if info.get("le") is None else _fmt(info["le"]),
-                    "y" if c.name in _IDENTIFIERS else "",
-                    "",
-                    required,
-                    "",
-                    "",
-                    "",
-                    "",
-                    "",
-                ]
-            )
-    return rows
-
-
-def write_data_dictionary(path: str | Path) -> None:
-    with Path(path).open("w", encoding="utf-8", newline="") as fh:
-        w = csv.writer(fh, lineterminator="\n")
-        w.writerow(REDCAP_HEADER)
-        w.writerows(data_dictionary_rows())
