@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pydantic
 import pytest
 
 from hepablate.errors import InputError
@@ -53,9 +54,13 @@ def test_voltage_above_generator_limit(prob):
 
 
 def test_negative_voltage(prob):
-    _check(
-        prob, parallel_probes(15, 10, 20), _pairs(voltage_v=-5), "pairs[0].voltage_v", "positive"
-    )
+    # The plan model refuses it (issue 14); validate_ire_plan still checks pairs that were
+    # built without validation.
+    with pytest.raises(pydantic.ValidationError, match="greater than 0"):
+        _pairs(voltage_v=-5)
+    pairs = [IrePair.model_construct(anode="P1", cathode="P2", voltage_v=-5.0, pulses=90, cycle=1)]
+    pairs[0].pulse_width_us = 90.0
+    _check(prob, parallel_probes(15, 10, 20), pairs, "pairs[0].voltage_v", "positive")
 
 
 def test_zero_exposure(prob):

@@ -23,7 +23,7 @@ def test_init_user_synthetic_export_verify(
     assert main(["serve", "--db", db_url, "--port", "1"]) == 2  # refuses before listening
     assert "registry init" in capsys.readouterr().err
     assert main(["registry", "init", "--db", db_url]) == 0
-    assert "0001_initial" in capsys.readouterr().out
+    assert "0002_row_level_security" in capsys.readouterr().out
     monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORD + "\n"))
     assert (
         main(

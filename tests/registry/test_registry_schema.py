@@ -16,7 +16,7 @@ def test_connect_creates_nothing_and_init_creates_schema(db_url: str) -> None:
     with pytest.raises(InputError, match="registry init"):
         db.require_schema(engine)
     rev = db.migrate(db_url)
-    assert rev == "0001_initial"
+    assert rev == "0002_row_level_security"
     tables = set(inspect(engine).get_table_names())
     assert set(Base.metadata.tables) <= tables
     assert "alembic_version" in tables
@@ -30,7 +30,7 @@ def test_connect_creates_nothing_and_init_creates_schema(db_url: str) -> None:
             "data_entry",
             "auditor",
         }
-    assert db.migrate(db_url) == "0001_initial"  # idempotent
+    assert db.migrate(db_url) == "0002_row_level_security"  # idempotent
 
 
 def test_migration_matches_models(url: str) -> None:

@@ -17,7 +17,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, create_model
@@ -25,11 +25,19 @@ from sqlalchemy import Boolean, Date, Engine, Integer, Numeric, func, select
 from sqlalchemy.exc import IntegrityError
 
 from hepablate import __version__
+from hepablate.api.errors import (
+    INT32_MAX,
+    install_validation_handler,
+    reject_nul,
+    responses,
+)
 from hepablate.errors import InputError
 from hepablate.registry import audit
 from hepablate.registry.auth import (
     ADMIN_ROLES,
     AUDIT_ROLES,
+    DELETE_ROLES,
+    WRITE_ROLES,
     Actor,
     PermissionDenied,
     actor_for_token,
@@ -41,6 +49,7 @@ from hepablate.registry.auth import (
 from hepablate.registry.db import connect, write_transaction
 from hepablate.registry.models import ENTITIES, PARENTS, ROLES, AuditEntry, Site, User
 from hepablate.registry.service import Conflict, NotFound, Registry
+from hepablate.registry.throttle import LoginThrottle
 from hepablate.registry.validation import (
     ValidationError,
     coerce_value,
@@ -50,12 +59,15 @@ from hepablate.registry.validation import (
 
 TOKEN_CACHE_S = 10.0
 _bearer = HTTPBearer(auto_error=False, description="token from POST /auth/token")
+#: A record id in a path: 1 to the largest PostgreSQL INTEGER (larger ones are 422, not 500).
+RecordId = Annotated[int, Path(ge=1, le=INT32_MAX, description="record id")]
+_NO_NUL = r"^[^\x00]*$"
 
 
 class TokenRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    username: str
-    password: str
+    username: str = Field(max_length=64, pattern=_NO_NUL)
+    password: str = Field(max_length=1024, pattern=_NO_NUL)
 
 
 class TokenResponse(BaseModel):
@@ -69,10 +81,10 @@ class TokenResponse(BaseModel):
 
 class UserCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    username: str
-    password: str = Field(min_length=10)
-    role: str
-    site: str | None = None
+    username: str = Field(min_length=1, max_length=64, pattern=_NO_NUL)
+    password: str = Field(min_length=10, max_length=1024, pattern=_NO_NUL)
+    role: str = Field(max_length=32, pattern=_NO_NUL)
+    site: str | None = Field(None, min_length=1, max_length=64, pattern=_NO_NUL)
 
 
 def _py_type(col: Any) -> Any:
@@ -88,9 +100,35 @@ def _py_type(col: Any) -> Any:
     return str
 
 
+def _no_default(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)
+
+
+def _bounds(col: Any, typ: Any) -> dict[str, Any]:
+    """Field constraints of a column: range, integer width, length, choices."""
+    kw: dict[str, Any] = {}
+    if typ is int:
+        kw["ge"] = max(col.info.get("ge", -INT32_MAX - 1), -INT32_MAX - 1)
+        kw["le"] = min(col.info.get("le", INT32_MAX), INT32_MAX)
+    elif typ in (float, Decimal):
+        if col.info.get("ge") is not None:
+            kw["ge"] = col.info["ge"]
+        if col.info.get("le") is not None:
+            kw["le"] = col.info["le"]
+        kw["allow_inf_nan"] = False
+    elif typ is str:
+        length = getattr(col.type, "length", None)
+        if length:
+            kw["max_length"] = length
+        kw["pattern"] = _NO_NUL
+    return kw
+
+
 def _body_models(table: str) -> tuple[type[BaseModel], type[BaseModel]]:
     create_fields: dict[str, Any] = {}
-    update_fields: dict[str, Any] = {"version": (int, Field(description="version last read"))}
+    update_fields: dict[str, Any] = {
+        "version": (int, Field(ge=1, le=INT32_MAX, description="version last read"))
+    }
     for c in user_columns(table):
         if c.name in derived_columns(table):
             continue
@@ -99,18 +137,34 @@ def _body_models(table: str) -> tuple[type[BaseModel], type[BaseModel]]:
         if "choices" in c.info:
             desc += " (" + "|".join(c.info["choices"]) + ")"
         required = not c.nullable and "default" not in c.info
+        kw = _bounds(c, typ)
         create_fields[c.name] = (
             typ if required else typ | None,
-            Field(... if required else None, description=desc),
+            Field(... if required else None, description=desc, **kw),
         )
-        update_fields[c.name] = (typ | None, Field(None, description=desc))
-    create_fields["site"] = (str | None, Field(None, description="site (patients only)"))
+        # PATCH: every field may be left out; a required column may not be set to null.
+        nullable = c.nullable or "default" in c.info
+        update_fields[c.name] = (
+            typ | None if nullable else typ,
+            Field(None, description=desc, json_schema_extra=_no_default, **kw)
+            if not nullable
+            else Field(None, description=desc, **kw),
+        )
+    create_fields["site"] = (
+        str | None,
+        Field(None, max_length=64, pattern=_NO_NUL, description="site (patients only)"),
+    )
     if table == "patients":
         create_fields["nhs_number"] = (
             str | None,
-            Field(None, description="raw NHS number; stored only as keyed hash"),
+            Field(
+                None,
+                max_length=32,
+                pattern=_NO_NUL,
+                description="raw NHS number; stored only as keyed hash",
+            ),
         )
-        update_fields["nhs_number"] = (str | None, Field(None))
+        update_fields["nhs_number"] = (str | None, Field(None, max_length=32, pattern=_NO_NUL))
     cfg = ConfigDict(extra="forbid")
     name = "".join(p.title() for p in table.split("_"))
     return (
@@ -164,8 +218,11 @@ def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def create_app(url: str | None = None) -> FastAPI:
+def create_app(url: str | None = None, throttle: LoginThrottle | None = None) -> FastAPI:
+    """The API on the registry at `url`; `throttle` limits failed logins (default limits of
+    `LoginThrottle`)."""
     engine: Engine = connect(url)
+    throttle = throttle or LoginThrottle()
     # token -> (actor, valid until): saves a query per request. Logout through this server
     # evicts at once; a revocation or deactivation made elsewhere applies within TOKEN_CACHE_S.
     token_cache: dict[str, tuple[Actor, float]] = {}
@@ -173,7 +230,9 @@ def create_app(url: str | None = None) -> FastAPI:
         title="hepablate outcomes registry",
         version=__version__,
         description=__doc__,
+        dependencies=[Depends(reject_nul)],
     )
+    install_validation_handler(app)
 
     # Reads run inline on the event loop (async def): they are short, indexed and bounded
     # (page_size <= 500), and skipping two thread-pool hops per request matters on a 2-core
@@ -201,6 +260,18 @@ def create_app(url: str | None = None) -> FastAPI:
 
     ActorDep = Annotated[Actor, Depends(actor_dep)]
 
+    def role_dep(roles: frozenset[str], what: str) -> Any:
+        """A dependency that checks the role before the body is validated (an auditor's
+        invalid POST is 403, not 422)."""
+
+        async def dep(actor: ActorDep) -> Actor:
+            actor.require(roles, what)
+            return actor
+
+        return Annotated[Actor, Depends(dep)]
+
+    app.state.role_dep = role_dep
+
     @app.exception_handler(PermissionDenied)
     def _forbidden(_r: Request, exc: PermissionDenied) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=403)
@@ -224,14 +295,31 @@ def create_app(url: str | None = None) -> FastAPI:
             {"detail": str(exc), "field": exc.field, "where": exc.source}, status_code=422
         )
 
-    @app.post("/auth/token", response_model=TokenResponse, tags=["auth"])
-    def token(body: TokenRequest) -> TokenResponse:
-        """Exchange username and password for a bearer token (valid 12 hours)."""
-        # Argon2 verification (~0.1-0.4 s) runs outside the write lock.
+    @app.post(
+        "/auth/token",
+        response_model=TokenResponse,
+        tags=["auth"],
+        responses=responses(401, 422, 429),
+    )
+    def token(body: TokenRequest, request: Request) -> TokenResponse:
+        """Exchange username and password for a bearer token (valid 12 hours). Failed
+        logins are throttled per username and per client (429 with `Retry-After`)."""
+        client = request.client.host if request.client else "unknown"
+        wait = throttle.retry_after(body.username, client)
+        if wait > 0:
+            raise HTTPException(
+                429,
+                "too many failed logins; try again later",
+                headers={"Retry-After": str(max(1, int(wait + 0.999)))},
+            )
+        # Argon2 verification (~0.1-0.4 s) runs outside the write lock; unknown usernames
+        # cost the same verification (auth.authenticate).
         with engine.connect() as conn:
             actor = authenticate(conn, body.username, body.password)
         if actor is None:
+            throttle.failure(body.username, client)
             raise HTTPException(401, "wrong username or password")
+        throttle.success(body.username)
         with write_transaction(engine) as conn:
             tok, expires = issue_token(conn, actor)
         return TokenResponse(
@@ -242,7 +330,7 @@ def create_app(url: str | None = None) -> FastAPI:
             site=actor.site,
         )
 
-    @app.post("/auth/logout", tags=["auth"], status_code=204)
+    @app.post("/auth/logout", tags=["auth"], status_code=204, responses=responses(401))
     def logout(
         actor: ActorDep,
         cred: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
@@ -252,17 +340,17 @@ def create_app(url: str | None = None) -> FastAPI:
             revoke_token(conn, cred.credentials)  # type: ignore[union-attr]
         token_cache.pop(cred.credentials, None)  # type: ignore[union-attr]
 
-    @app.get("/me", tags=["auth"])
+    @app.get("/me", tags=["auth"], responses=responses(401))
     def me(actor: ActorDep) -> dict[str, Any]:
         return {"username": actor.name, "role": actor.role, "site": actor.site}
 
-    @app.get("/sites", tags=["admin"])
+    @app.get("/sites", tags=["admin"], responses=responses(401))
     def sites(actor: ActorDep) -> list[dict[str, Any]]:
         with engine.connect() as conn:
             rows = conn.execute(select(Site).order_by(Site.code)).mappings().all()
         return [dict(r) for r in rows if actor.can_see(r["code"])]
 
-    @app.get("/users", tags=["admin"])
+    @app.get("/users", tags=["admin"], responses=responses(401, 403))
     def users(actor: ActorDep) -> list[dict[str, Any]]:
         actor.require(ADMIN_ROLES, "list users")
         with engine.connect() as conn:
@@ -277,9 +365,10 @@ def create_app(url: str | None = None) -> FastAPI:
             )
         return [dict(r) for r in rows if actor.site is None or r["site"] == actor.site]
 
-    @app.post("/users", tags=["admin"], status_code=201)
-    def create_user(body: UserCreate, actor: ActorDep) -> dict[str, Any]:
-        actor.require(ADMIN_ROLES, "create users")
+    AdminDep = role_dep(ADMIN_ROLES, "create users")
+
+    @app.post("/users", tags=["admin"], status_code=201, responses=responses(401, 403, 409, 422))
+    def create_user(actor: AdminDep, body: UserCreate) -> dict[str, Any]:
         if actor.site is not None and body.site != actor.site:
             raise PermissionDenied(
                 f"an administrator of site '{actor.site}' may only add users of that site"
@@ -329,13 +418,13 @@ def create_app(url: str | None = None) -> FastAPI:
             ]
         return {"items": items, "total": total, "page": page, "page_size": page_size}
 
-    @app.get("/audit", tags=["audit"])
+    @app.get("/audit", tags=["audit"], responses=responses(401, 403, 422))
     def audit_list(
         actor: ActorDep,
-        table: str | None = None,
-        record_id: int | None = None,
-        user: str | None = Query(None, description="actor name"),
-        page: int = Query(1, ge=1),
+        table: str | None = Query(None, max_length=64),
+        record_id: int | None = Query(None, ge=1, le=INT32_MAX),
+        user: str | None = Query(None, max_length=200, description="actor name"),
+        page: int = Query(1, ge=1, le=1_000_000),
         page_size: int = Query(50, ge=1, le=500),
     ) -> dict[str, Any]:
         """Audit-trail rows, oldest first (old/new values parsed; the hash covers their
@@ -349,13 +438,19 @@ def create_app(url: str | None = None) -> FastAPI:
             conds.append(AuditEntry.actor == user)
         return _audit_rows(actor, conds, page, page_size)
 
-    @app.get("/audit/verify", tags=["audit"])
-    def audit_verify(actor: ActorDep) -> dict[str, Any]:
-        """Recompute the whole hash chain; `ok` false names the first broken row."""
+    @app.get("/audit/verify", tags=["audit"], responses=responses(401, 403, 422))
+    def audit_verify(
+        actor: ActorDep,
+        expect_head: str | None = Query(
+            None, pattern="^[0-9a-f]{64}$", description="a head hash published earlier"
+        ),
+    ) -> dict[str, Any]:
+        """Recompute the whole hash chain and replay it against the clinical tables; `ok`
+        false names the first broken row, a missing expected head or a direct table edit."""
         actor.require(AUDIT_ROLES, "verify the audit trail")
-        return audit.verify(engine).to_dict()
+        return audit.verify(engine, expect_head=expect_head).to_dict()
 
-    @app.get("/schema", tags=["schema"])
+    @app.get("/schema", tags=["schema"], responses=responses(401))
     def schema_all(actor: ActorDep) -> dict[str, Any]:
         return {t: _schema(t) for t in ENTITIES}
 
@@ -395,6 +490,9 @@ def _add_entity(
     audit_fn: Any,
 ) -> None:
     create_m, update_m = models
+    WriteDep = app.state.role_dep(WRITE_ROLES, "create records")  # noqa: N806
+    ChangeDep = app.state.role_dep(WRITE_ROLES, "change records")  # noqa: N806
+    DeleteDep = app.state.role_dep(DELETE_ROLES, "delete records")  # noqa: N806
     filters = _filterable(table)
     cols = {c.name: c for c in user_columns(table)}
     tag = table
@@ -402,7 +500,7 @@ def _add_entity(
     async def list_records(
         request: Request,
         actor: ActorDep,
-        page: int = Query(1, ge=1),
+        page: int = Query(1, ge=1, le=1_000_000),
         page_size: int = Query(50, ge=1, le=500),
         date_from: date | None = Query(None, description="first date (main date column)"),
         date_to: date | None = Query(None, description="last date (main date column)"),
@@ -452,9 +550,10 @@ def _add_entity(
         tags=[tag],
         summary=f"List {table} (paged, filtered)",
         openapi_extra={"parameters": filter_params},
+        responses=responses(401, 403, 422),
     )
 
-    async def get_record(record_id: int, actor: ActorDep) -> JSONResponse:
+    async def get_record(record_id: RecordId, actor: ActorDep) -> JSONResponse:
         return _json(Registry(engine, actor).get(table, record_id))
 
     app.add_api_route(
@@ -463,9 +562,10 @@ def _add_entity(
         methods=["GET"],
         tags=[tag],
         summary=f"One {table} record",
+        responses=responses(401, 404, 422),
     )
 
-    def create_record(body: create_m, actor: ActorDep) -> dict[str, Any]:  # type: ignore[valid-type]
+    def create_record(actor: WriteDep, body: create_m) -> dict[str, Any]:  # type: ignore[valid-type]
         data = body.model_dump(exclude_unset=True)  # type: ignore[attr-defined]
         return _jsonable(Registry(engine, actor).create(table, data))
 
@@ -476,12 +576,13 @@ def _add_entity(
         tags=[tag],
         status_code=201,
         summary=f"Create a {table} record",
+        responses=responses(401, 403, 404, 409, 422),
     )
 
     def update_record(
-        record_id: int,
-        body: update_m,
-        actor: ActorDep,  # type: ignore[valid-type]
+        actor: ChangeDep,
+        record_id: RecordId,
+        body: update_m,  # type: ignore[valid-type]
     ) -> dict[str, Any]:
         data = body.model_dump(exclude_unset=True)  # type: ignore[attr-defined]
         version = data.pop("version")
@@ -493,10 +594,13 @@ def _add_entity(
         methods=["PATCH"],
         tags=[tag],
         summary=f"Change a {table} record (409 if `version` is stale)",
+        responses=responses(401, 403, 404, 409, 422),
     )
 
     def delete_record(
-        record_id: int, actor: ActorDep, version: int = Query(..., description="version last read")
+        actor: DeleteDep,
+        record_id: RecordId,
+        version: int = Query(..., ge=1, le=INT32_MAX, description="version last read"),
     ) -> dict[str, Any]:
         return _jsonable(Registry(engine, actor).delete(table, record_id, version))
 
@@ -506,12 +610,13 @@ def _add_entity(
         methods=["DELETE"],
         tags=[tag],
         summary=f"Soft-delete a {table} record",
+        responses=responses(401, 403, 404, 409, 422),
     )
 
     def history(
-        record_id: int,
+        record_id: RecordId,
         actor: ActorDep,
-        page: int = Query(1, ge=1),
+        page: int = Query(1, ge=1, le=1_000_000),
         page_size: int = Query(50, ge=1, le=500),
     ) -> dict[str, Any]:
         Registry(engine, actor).get(table, record_id, include_deleted=True)  # site check
@@ -528,13 +633,19 @@ def _add_entity(
         methods=["GET"],
         tags=[tag],
         summary=f"Audit history of a {table} record",
+        responses=responses(401, 403, 404, 422),
     )
 
     def schema(actor: ActorDep) -> dict[str, Any]:
         return schema_fn(table)
 
     app.add_api_route(
-        f"/schema/{table}", schema, methods=["GET"], tags=["schema"], summary=f"Fields of {table}"
+        f"/schema/{table}",
+        schema,
+        methods=["GET"],
+        tags=["schema"],
+        summary=f"Fields of {table}",
+        responses=responses(401),
     )
 
 

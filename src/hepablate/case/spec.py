@@ -6,7 +6,16 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    ValidationError,
+    model_validator,
+)
 
 from hepablate.anatomy.vocabulary import STRUCTURE_NAMES
 from hepablate.errors import InputError, input_error_from_validation
@@ -23,7 +32,9 @@ class StructureSpec(BaseModel):
 
     name: str = Field(description="standard structure name, e.g. liver, tumour, portal_vein")
     id: str | None = Field(None, description="tumour id (required for tumours), e.g. T1")
-    label: int | None = Field(None, description="label-map value or DICOM SEG segment number")
+    label: StrictInt | None = Field(
+        None, ge=0, le=2**31 - 1, description="label-map value or DICOM SEG segment number"
+    )
     segment: str | None = Field(None, description="segment / ROI name in the segmentation file")
     file: str | None = Field(None, description="a mask file of its own, relative to the case")
 
@@ -61,15 +72,15 @@ class CaseSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    format_version: int = CASE_FORMAT_VERSION
+    format_version: StrictInt = CASE_FORMAT_VERSION
     case_id: str
     description: str = ""
     ct: str | None = Field(None, description="CT file, or a folder with one DICOM series")
     segmentation: SegmentationSpec | None = None
     structures: list[StructureSpec]
     target: str = Field(description="id of the target tumour")
-    margin_mm: float = Field(5.0, ge=0, le=30, description="required ablative margin (mm)")
-    resample_masks: bool = Field(
+    margin_mm: StrictFloat = Field(5.0, ge=0, le=30, description="required ablative margin (mm)")
+    resample_masks: StrictBool = Field(
         False,
         description="resample masks whose grid differs from the reference grid (nearest "
         "neighbour); when false such a mismatch is an error",
@@ -98,16 +109,50 @@ class CaseSpec(BaseModel):
         return self
 
 
+#: case.yaml is a short hand-written file; anything larger is not one.
+MAX_SPEC_BYTES = 1 << 20
+
+
+def read_text_strict(path: Path, what: str, max_bytes: int = MAX_SPEC_BYTES) -> str:
+    """The file as UTF-8 text; `InputError` for a folder, an unreadable file, more than
+    `max_bytes`, bytes that are not UTF-8, or NUL characters."""
+    if path.is_dir():
+        raise InputError(f"is a directory; expected a {what} file", source=str(path))
+    try:
+        with path.open("rb") as fh:
+            data = fh.read(max_bytes + 1)
+    except OSError as exc:
+        raise InputError(f"cannot read ({exc.strerror or exc})", source=str(path)) from None
+    if len(data) > max_bytes:
+        raise InputError(f"larger than {max_bytes} bytes; not a {what} file", source=str(path))
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"not UTF-8 text (invalid byte at offset {exc.start})", source=str(path)
+        ) from None
+    if "\x00" in text:
+        raise InputError("holds a NUL character; expected text", source=str(path))
+    return text
+
+
 def read_case_spec(path: Path) -> CaseSpec:
     if not path.exists():
         raise InputError("file not found (a case directory needs a case.yaml)", source=str(path))
+    text = read_text_strict(path, "case.yaml")
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise InputError(f"not valid YAML ({str(exc).splitlines()[0]})", source=str(path)) from None
+    except RecursionError:
+        raise InputError("not valid YAML (nested too deeply)", source=str(path)) from None
+    except (ValueError, OverflowError) as exc:  # e.g. an integer of more than 4300 digits
+        raise InputError(f"not valid YAML ({str(exc)[:120]})", source=str(path)) from None
     if not isinstance(raw, dict):
         raise InputError("expected a mapping at the top level", source=str(path))
     try:
         return CaseSpec.model_validate(raw)
     except ValidationError as exc:
         raise input_error_from_validation(exc, source=str(path)) from None
+    except RecursionError:
+        raise InputError("nested too deeply", source=str(path)) from None

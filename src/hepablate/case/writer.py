@@ -11,6 +11,7 @@ import yaml
 from hepablate.anatomy.vocabulary import DEFAULT_LABELS, TUMOUR_LABEL_BASE, base_name
 from hepablate.case.model import Case
 from hepablate.case.spec import CASE_FORMAT_VERSION
+from hepablate.errors import InputError
 from hepablate.imaging.images import write_image
 
 CaseFileFormat = Literal["nifti", "nrrd", "mha", "masks", "slicer_seg", "dicom", "rtstruct"]
@@ -118,7 +119,11 @@ def write_case(
         from hepablate.imaging.dicom_ct import write_dicom_ct_series
 
         if case.ct is None:
-            raise ValueError("DICOM output needs a CT volume")
+            raise InputError(
+                f"'{fmt}' output needs a CT volume and this case has none (the block preset "
+                "writes no CT); use nifti, nrrd, mha, masks or slicer_seg",
+                field="--format",
+            )
         write_dicom_ct_series(case.ct, out / "ct", patient_id=case.case_id)
         doc["ct"] = "ct"
         if fmt == "dicom":

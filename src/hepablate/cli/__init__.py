@@ -55,7 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         app(args=argv, standalone_mode=True)
     except HepablateError as exc:
-        typer.echo(f"error: {exc}", err=True)
+        # One line whatever the message holds (a YAML excerpt, a library's message).
+        typer.echo("error: " + " ".join(str(exc).split()), err=True)
         return exc.exit_code
     except SystemExit as exc:  # typer/click exit codes (0 on success, 2 on usage errors)
         code = exc.code

@@ -114,34 +114,63 @@ def register(app: typer.Typer) -> None:
         db: str = typer.Option(None, "--db", help=_DB_HELP),
     ) -> None:
         """Export live records as CSV (the import format), or a pseudonymised research set."""
-        from hepablate.registry.csvio import export_dir, export_pseudonymised
+        from hepablate.registry.csvio import AUDIT_HEAD_FILE, export_dir, export_pseudonymised
 
         engine = _engine(db)
         if pseudonymised:
             counts = export_pseudonymised(engine, out, site=site, dates=dates)
         else:
             counts = export_dir(engine, out, site=site)
+        import json
+
+        head = json.loads((out / AUDIT_HEAD_FILE).read_text())
         out_console.print(f"exported {sum(counts.values())} records to {out}")
+        out_console.print(
+            f"audit head {head['audit_head_hash']} ({head['audit_rows']} rows); keep it outside "
+            f"the database and check with: hepablate registry verify --expect-head HASH"
+        )
 
     @reg.command("verify")
     def verify(
         db: str = typer.Option(None, "--db", help=_DB_HELP),
+        expect_head: str = typer.Option(
+            None,
+            "--expect-head",
+            help="A head hash published earlier (export's audit_head.json, an earlier verify): "
+            "it must still be in the chain (detects removal of the newest rows).",
+        ),
         json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
     ) -> None:
-        """Recompute the audit trail's hash chain; exit 1 at the first broken link."""
+        """Recompute the audit trail's hash chain and replay it against the clinical tables;
+        exit 1 at the first broken link, a missing expected head or a direct table edit."""
+        import re
+
+        from hepablate.errors import InputError
         from hepablate.registry.audit import verify as verify_chain
 
-        res = verify_chain(_engine(db))
+        if expect_head is not None and not re.fullmatch(r"[0-9a-f]{64}", expect_head):
+            raise InputError("expected 64 lower-case hex digits", field="--expect-head")
+        res = verify_chain(_engine(db), expect_head=expect_head)
         if json_out:
             print_json(res.to_dict())
         elif res.ok:
-            out_console.print(f"audit trail intact: {res.rows_checked} rows, head {res.head_hash}")
-        else:
+            out_console.print(
+                f"audit trail intact: {res.rows_checked} rows, head {res.head_hash}; "
+                "clinical tables match the trail"
+                + (
+                    f"; expected head found at row {res.expected_head_id}"
+                    if expect_head is not None
+                    else ""
+                )
+            )
+        elif res.first_bad_id is not None:
             typer.echo(
                 f"audit trail BROKEN at row {res.first_bad_id}: {res.reason} "
                 f"({res.rows_checked} rows before it are intact)",
                 err=True,
             )
+        else:
+            typer.echo(f"audit trail BROKEN: {res.reason}", err=True)
         if not res.ok:
             raise typer.Exit(1)
 
@@ -157,21 +186,20 @@ def register(app: typer.Typer) -> None:
     def synthetic(
         patients: int = typer.Option(100, "--patients", help="Number of patients."),
         seed: int = typer.Option(0, "--seed", help="Random seed."),
-        db: str = typer.Option(None, "--db", help=_DB_HELP),
+        db: str = typer.Option(
+            ...,
+            "--db",
+            help="Database URL (required: synthetic data never go to the default registry).",
+        ),
     ) -> None:
-        """Fill the registry with deterministic synthetic (not clinical) data."""
+        """Fill a registry with deterministic synthetic (not clinical) data. Refuses a
+        registry holding records the generator did not write."""
         from hepablate.registry.synthetic import generate
 
         _engine(db)
-        res = generate(patients, seed, db or _default())
+        res = generate(patients, seed, db)
         out_console.print(
             "synthetic registry: " + ", ".join(f"{k} {v}" for k, v in res.counts.items())
         )
 
     app.add_typer(reg, name="registry")
-
-
-def _default() -> str:
-    from hepablate.registry.db import default_url
-
-    return default_url()

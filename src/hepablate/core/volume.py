@@ -141,7 +141,13 @@ class Volume:
         direction = np.array(img.GetDirection(), dtype=float).reshape(3, 3)
         if not np.all(np.isfinite(direction)) or abs(abs(np.linalg.det(direction)) - 1) > 1e-3:
             raise InputError("direction cosines are not a valid rotation", source=source)
-        return cls(sitk.GetArrayFromImage(img), spacing, origin, direction)
+        array = sitk.GetArrayFromImage(img)
+        if array.dtype.kind not in "biuf":
+            raise InputError(
+                f"voxel type {array.dtype} is not supported (expected integers or floats)",
+                source=source,
+            )
+        return cls(array, spacing, origin, direction)
 
 
 def resample_to(

@@ -131,6 +131,11 @@ def write_dicom_ct_series(
         ds.InstanceNumber = k + 1
         ds.AcquisitionNumber = 1
         ds.SeriesDescription = "hepablate CT"
+        # General Series, Type 2C: the patient position is not known from a volume file
+        # (present and empty); Laterality is required only for a paired body part, and the
+        # liver's is the unpaired abdomen.
+        ds.PatientPosition = ""
+        ds.BodyPartExamined = "ABDOMEN"
         ds.FrameOfReferenceUID = frame_uid
         ds.PositionReferenceIndicator = ""
         ds.KVP = ""

@@ -63,6 +63,18 @@ ABLATION_ZONE_CODES: tuple[Code, Code] = (_ALTERED, Code("6574001", "SCT", "Necr
 ALGORITHM_FAMILY = Code("PHYSMODEL", "99HEPABLATE", "Biophysical ablation model")
 
 
+def coding_scheme_identification() -> pydicom.Sequence:
+    """Coding Scheme Identification Sequence (0008,0110) declaring the private scheme
+    99HEPABLATE used by `ALGORITHM_FAMILY` (PS3.3 C.12.1.1.5: a private scheme shall be
+    identified)."""
+    item = pydicom.Dataset()
+    item.CodingSchemeDesignator = ALGORITHM_FAMILY.scheme_designator
+    item.CodingSchemeName = "hepablate local codes"
+    item.CodingSchemeResponsibleOrganization = "hepablate project"
+    item.CodingSchemeVersion = "1"
+    return pydicom.Sequence([item])
+
+
 def property_codes(name: str) -> tuple[Code, Code]:
     """(SegmentedPropertyCategory, SegmentedPropertyType) for a structure key or label."""
     return PROPERTY_CODES.get(base_name(name), ABLATION_ZONE_CODES)
@@ -319,6 +331,8 @@ def write_dicom_seg(
         content_label="HEPABLATE",
         omit_empty_frames=False,
     )
+    if algorithm is not None:
+        seg.CodingSchemeIdentificationSequence = coding_scheme_identification()
     path.parent.mkdir(parents=True, exist_ok=True)
     seg.save_as(path)
     return path
@@ -328,11 +342,22 @@ def write_zone_seg(
     zone: Volume, ct_folder: Path, path: Path, *, label: str = "IRE ablation zone"
 ) -> Path:
     """Resample a predicted ablation zone (boolean, possibly on a planning sub-grid) onto the CT
-    grid of `ct_folder` (nearest neighbour, `resample_to`) and write it as a one-segment SEG."""
+    grid of `ct_folder` and write it as a one-segment SEG.
+
+    A CT voxel is in the zone when the trilinear interpolation of the zone mask at its centre
+    is at least 1/2. Away from ties this is nearest neighbour; a CT voxel centre exactly on a
+    zone voxel face (a CT grid finer than the zone's, sharing its lattice) counts as inside on
+    every side, where nearest neighbour breaks the tie one way and so shifted the zone by half
+    a CT voxel."""
     ct = read_image(ct_folder)
-    on_ct = resample_to(zone.with_array(np.asarray(zone.array) != 0), ct, interpolation="nearest")
+    frac = resample_to(
+        zone.with_array((np.asarray(zone.array) != 0).astype(np.float32)),
+        ct,
+        interpolation="linear",
+    )
+    on_ct = frac.array >= 0.5 - 1e-4
     return write_dicom_seg(
-        {label: on_ct.array},
+        {label: on_ct},
         ct_folder,
         path,
         description=label,

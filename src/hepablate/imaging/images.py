@@ -11,6 +11,11 @@ import SimpleITK as sitk
 
 from hepablate.core.volume import Volume
 from hepablate.errors import InputError
+from hepablate.imaging.headers import (
+    check_dicom_series,
+    check_image_file,
+    native_warnings_as_errors,
+)
 
 IMAGE_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd")
 
@@ -24,25 +29,35 @@ def _suffix(path: Path) -> str:
 
 
 def read_image(path: str | Path) -> Volume:
-    """Read a 3D scalar image file, or a DICOM series from a folder, into a `Volume` (LPS)."""
+    """Read a 3D scalar image file, or a DICOM series from a folder, into a `Volume` (LPS).
+
+    The header is checked first by `hepablate.imaging.headers` (SimpleITK would repair a
+    truncated file, a NaN spacing or a corrupt magic number without a word), and anything
+    ITK/GDCM print while reading becomes an `InputError`."""
     p = Path(path)
     if not p.exists():
         raise InputError("file not found", source=str(p))
+    if not p.is_dir():
+        if not p.is_file():
+            raise InputError("not a regular file", source=str(p))
+        check_image_file(p)
     try:
-        if p.is_dir():
-            reader = sitk.ImageSeriesReader()
-            series = reader.GetGDCMSeriesIDs(str(p))
-            if not series:
-                raise InputError("folder holds no DICOM series", source=str(p))
-            if len(series) > 1:
-                raise InputError(
-                    f"folder holds {len(series)} DICOM series; expected one", source=str(p)
-                )
-            files = reader.GetGDCMSeriesFileNames(str(p), series[0])
-            reader.SetFileNames(files)
-            img = reader.Execute()
-        else:
-            img = sitk.ReadImage(str(p))
+        with native_warnings_as_errors(p):
+            if p.is_dir():
+                reader = sitk.ImageSeriesReader()
+                series = reader.GetGDCMSeriesIDs(str(p))
+                if not series:
+                    raise InputError("folder holds no DICOM series", source=str(p))
+                if len(series) > 1:
+                    raise InputError(
+                        f"folder holds {len(series)} DICOM series; expected one", source=str(p)
+                    )
+                files = reader.GetGDCMSeriesFileNames(str(p), series[0])
+                check_dicom_series(p, files)
+                reader.SetFileNames(files)
+                img = reader.Execute()
+            else:
+                img = sitk.ReadImage(str(p))
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()
         detail = next((ln for ln in first if "ERROR" in ln or "Unable" in ln), "")

@@ -28,6 +28,7 @@ from hepablate.anatomy.vocabulary import NO_GO, base_name
 from hepablate.core.volume import Volume
 from hepablate.errors import InputError
 from hepablate.imaging.dicom_ct import quiet_pydicom, read_ct_headers
+from hepablate.imaging.dicom_seg import property_codes
 from hepablate.imaging.images import read_image
 from hepablate.imaging.segments import Segment
 from hepablate.imaging.slicer_seg import DISPLAY_COLOURS
@@ -252,6 +253,8 @@ def write_rtstruct(masks: dict[str, np.ndarray], ct_folder: Path, path: Path) ->
     ds.SeriesInstanceUID = generate_uid()
     ds.SeriesNumber = 101
     ds.SeriesDescription = "hepablate structures"
+    ds.OperatorsName = ""  # Type 2 (RT Series): no operator for a computed structure set
+    ds.PositionReferenceIndicator = first.get("PositionReferenceIndicator", "")  # Type 2
     ds.InstanceNumber = 1
     ds.Manufacturer = "hepablate"
     ds.ManufacturerModelName = "hepablate"
@@ -315,6 +318,13 @@ def write_rtstruct(masks: dict[str, np.ndarray], ct_folder: Path, path: Path) ->
         obs.ReferencedROINumber = number
         obs.RTROIInterpretedType = _interpreted_type(name)
         obs.ROIInterpreter = ""
+        # What the ROI is, as a code (SNOMED CT, the SEG writer's segmented property type).
+        _category, kind = property_codes(name)
+        code = Dataset()
+        code.CodeValue = kind.value
+        code.CodingSchemeDesignator = kind.scheme_designator
+        code.CodeMeaning = kind.meaning
+        obs.RTROIIdentificationCodeSequence = Sequence([code])
         observations.append(obs)
     ds.StructureSetROISequence = Sequence(rois)
     ds.ROIContourSequence = Sequence(contours)

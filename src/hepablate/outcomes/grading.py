@@ -5,8 +5,10 @@ so a stored grade can never disagree with what happened. Sources and the rule us
 
 - Clavien-Dindo: Dindo D, Demartines N, Clavien PA. Ann Surg 2004;240:205-213; Clavien PA et
   al. Ann Surg 2009;250:187-196. I any deviation not needing more than grade-I drugs
-  (antiemetics, antipyretics, analgesics, diuretics, electrolytes) or physiotherapy; II other
-  drugs, blood transfusion, total parenteral nutrition; IIIa intervention not under general
+  (antiemetics, antipyretics, analgesics, diuretics, electrolytes) or physiotherapy (the
+  therapies `GRADE_I_THERAPIES`: `analgesic`, `antiemetic`, `antipyretic`, `diuretic`,
+  `electrolyte`, `physiotherapy`); II other drugs (`pharmacological`, e.g. antibiotics,
+  anticoagulants, beta blockers), blood transfusion, total parenteral nutrition; IIIa intervention not under general
   anaesthesia; IIIb intervention under general anaesthesia; IVa life-threatening single organ
   dysfunction (IC/ICU management); IVb multi-organ dysfunction; V death. Suffix "d" when the
   patient still suffers from the complication at discharge.
@@ -49,8 +51,32 @@ from datetime import date
 from typing import Literal
 
 Therapy = Literal[
-    "none", "pharmacological", "transfusion", "parenteral_nutrition", "physiotherapy", "other"
+    "none",
+    "analgesic",
+    "antiemetic",
+    "antipyretic",
+    "diuretic",
+    "electrolyte",
+    "physiotherapy",
+    "pharmacological",
+    "transfusion",
+    "parenteral_nutrition",
+    "other",
 ]
+#: Therapies that keep a complication in Clavien-Dindo grade I (Dindo 2004, Table 1: "allowed
+#: therapeutic regimens are: drugs as antiemetics, antipyretics, analgesics, diuretics and
+#: electrolytes and physiotherapy"). `pharmacological` means any other drug (grade II).
+GRADE_I_THERAPIES: tuple[Therapy, ...] = (
+    "analgesic",
+    "antiemetic",
+    "antipyretic",
+    "diuretic",
+    "electrolyte",
+    "physiotherapy",
+)
+#: Therapies that make a complication Clavien-Dindo grade II.
+GRADE_II_THERAPIES: tuple[Therapy, ...] = ("pharmacological", "transfusion", "parenteral_nutrition")
+THERAPIES: tuple[str, ...] = Therapy.__args__  # type: ignore[attr-defined]
 Intervention = Literal["none", "radiological", "endoscopic", "surgical"]
 Anaesthesia = Literal["none", "local", "general"]
 OrganFailure = Literal["none", "single", "multi"]
@@ -123,10 +149,7 @@ def clavien_dindo(f: AdverseEventFacts) -> ClavienDindo:
         g = "IVa"
     elif f.intervention != "none":
         g = "IIIb" if f.intervention_anaesthesia == "general" else "IIIa"
-    elif (
-        f.therapy in ("pharmacological", "transfusion", "parenteral_nutrition")
-        or f.transfusion_units > 0
-    ):
+    elif f.therapy in GRADE_II_THERAPIES or f.transfusion_units > 0:
         g = "II"
     else:
         g = "I"
@@ -182,6 +205,8 @@ def sir_2017(f: AdverseEventFacts) -> str:
         f.intervention != "none"
         or f.transfusion_units > 0
         or f.therapy in ("transfusion", "parenteral_nutrition")
+        # an overnight admission with therapy is not "for observation" only
+        or (f.therapy != "none" and f.extra_stay_days >= 1)
     ):
         return "moderate"
     return "mild"

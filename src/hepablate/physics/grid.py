@@ -7,6 +7,7 @@ import numpy as np
 
 from hepablate.core.volume import Volume, resample_to
 from hepablate.errors import InputError
+from hepablate.plans.limits import check_grid_limits
 from hepablate.plans.model import GridSpec
 
 
@@ -45,6 +46,7 @@ def planning_grid(
             "the planning region lies outside the case grid or is too small",
             field="roi",
         )
+    check_grid_limits(tuple(int(v) for v in n), spacing_mm)
     origin = o + d @ u_lo
     return Volume(
         np.zeros(tuple(n[::-1]), dtype=np.uint8), (spacing_mm,) * 3, tuple(origin), d.copy()

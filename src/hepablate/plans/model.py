@@ -7,7 +7,15 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from hepablate.core.provenance import Parameter as Parameter  # re-exported: plans hold them
 from hepablate.core.provenance import Provenance
@@ -22,7 +30,15 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class Probe(_Model):
+class _Input(_Model):
+    """A model of what a user asks for (placement, protocol, settings): NaN and infinity are
+    rejected here; plan files are read in strict mode (`read_plan`), so `true` is no number
+    and "90" no integer."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+class Probe(_Input):
     """An IRE needle electrode in one cycle. The active (uninsulated) part spans from
     `tip_lps_mm - exposure_mm * direction_lps` to `tip_lps_mm`."""
 
@@ -36,20 +52,20 @@ class Probe(_Model):
     depth_mm: float | None = Field(None, description="entry-to-tip path length (mm)")
 
 
-class IrePair(_Model):
+class IrePair(_Input):
     """One pulse train between two probes, in delivery order."""
 
     cycle: int = Field(1, ge=1)
     anode: str
     cathode: str
-    voltage_v: float
-    pulses: int = 90
-    pulse_width_us: float = 90.0
+    voltage_v: float = Field(gt=0, le=10_000, description="pulse amplitude (V)")
+    pulses: int = Field(90, ge=1, le=10_000, description="pulses in this train")
+    pulse_width_us: float = Field(90.0, gt=0, le=1_000, description="pulse width (us)")
     predicted_current_a: float | None = Field(None, description="result of the forward solve")
     spacing_mm: float | None = Field(None, description="centre distance of the active parts")
 
 
-class Fibre(_Model):
+class Fibre(_Input):
     """A bare laser fibre (its position for the first illumination)."""
 
     id: str
@@ -61,19 +77,19 @@ class Fibre(_Model):
     depth_mm: float | None = None
 
 
-class Illumination(_Model):
+class Illumination(_Input):
     """One illumination of one fibre. Illuminations sharing a `step` run simultaneously; a
     pull-back moves the tip back along the fibre by `pullback_mm` from its first position."""
 
     step: int = Field(1, ge=1)
     fibre: str
-    power_w: float
-    duration_s: float
+    power_w: float = Field(gt=0, le=1_000, description="laser power (W)")
+    duration_s: float = Field(gt=0, le=86_400, description="illumination time (s)")
     energy_j: float | None = Field(None, description="power_w * duration_s (filled if absent)")
-    pullback_mm: float = 0.0
+    pullback_mm: float = Field(0.0, ge=0, le=500)
 
 
-class IreSimulationSettings(_Model):
+class IreSimulationSettings(_Input):
     conductivity_model: Literal["nonlinear", "constant"] = "nonlinear"
     temperature_dependence: bool = False
     zone_threshold_v_per_cm: float | None = Field(
@@ -86,7 +102,7 @@ class IreSimulationSettings(_Model):
     thermal: bool = True
 
 
-class LaserSimulationSettings(_Model):
+class LaserSimulationSettings(_Input):
     grid_spacing_mm: float = Field(1.0, gt=0)
     roi_padding_mm: float = 25.0
     time_step_s: float = Field(1.0, gt=0)
@@ -203,7 +219,16 @@ class CaseRef(_Model):
     margin_mm: float | None = None
 
 
+def _schema_requires_version(schema: dict[str, Any]) -> None:
+    # Plan files must carry format_version (see `Plan._version_given`).
+    required = schema.setdefault("required", [])
+    if "format_version" not in required:
+        required.insert(0, "format_version")
+
+
 class Plan(_Model):
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_schema_requires_version)
+
     format_version: int = PLAN_FORMAT_VERSION
     modality: Literal["ire", "laser"]
     case: CaseRef | None = None
@@ -226,6 +251,28 @@ class Plan(_Model):
     runtime_s: float | None = None
     provenance: Provenance | None = None
 
+    @model_validator(mode="after")
+    def _version_given(self, info: ValidationInfo) -> Plan:
+        # A plan file must say which format it is in; plans built in code get the current one.
+        if info.mode == "json" and "format_version" not in self.model_fields_set:
+            raise ValueError(
+                f"format_version is missing (expected {PLAN_FORMAT_VERSION} for this hepablate)"
+            )
+        return self
+
+    @field_validator("probes", "pairs", "fibres", "illuminations")
+    @classmethod
+    def _modality_fields(cls, v: list[Any], info: ValidationInfo) -> list[Any]:
+        modality = info.data.get("modality")
+        own = {"ire": ("probes", "pairs"), "laser": ("fibres", "illuminations")}.get(modality)
+        if v and own is not None and info.field_name not in own:
+            kind = "laser" if modality == "ire" else "IRE"
+            raise ValueError(
+                f"belongs to {kind} plans; this plan's modality is '{modality}' "
+                f"(remove '{info.field_name}' or change 'modality')"
+            )
+        return v
+
     @field_validator("format_version")
     @classmethod
     def _version(cls, v: int) -> int:
@@ -236,18 +283,33 @@ class Plan(_Model):
         return v
 
 
+#: The largest plan file read (a plan with hundreds of probes is a few hundred kB).
+MAX_PLAN_BYTES = 16 << 20
+
+
 def read_plan(path: str | Path) -> Plan:
+    """Read and validate a plan file (strict JSON: no booleans or strings as numbers, no
+    NaN in inputs, `format_version` required), then check the work it asks for against
+    `hepablate.plans.limits`."""
+    from hepablate.case.spec import read_text_strict
+    from hepablate.plans.limits import check_plan_limits
+
     p = Path(path)
     if not p.exists():
         raise InputError("plan file not found", source=str(p))
+    text = read_text_strict(p, "plan", MAX_PLAN_BYTES)
+    if "\\u0000" in text.lower():
+        raise InputError("holds a NUL character (\\u0000); expected text", source=str(p))
     try:
-        raw = json.loads(p.read_text())
-    except json.JSONDecodeError as exc:
-        raise InputError(f"not valid JSON ({exc.msg}, line {exc.lineno})", source=str(p)) from None
-    try:
-        return Plan.model_validate(raw)
+        plan = Plan.model_validate_json(text, strict=True)
     except ValidationError as exc:
+        err = exc.errors()[0]
+        if err["type"] == "json_invalid":
+            detail = str(err.get("ctx", {}).get("error", err["msg"]))
+            raise InputError(f"not valid JSON ({detail[:160]})", source=str(p)) from None
         raise input_error_from_validation(exc, source=str(p)) from None
+    check_plan_limits(plan, source=str(p))
+    return plan
 
 
 def plan_fingerprint(plan: Plan) -> str:

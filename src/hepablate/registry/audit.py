@@ -4,8 +4,11 @@ Each row's `row_hash` is SHA-256 over `prev_hash` followed by the canonical JSON
 no spaces, UTF-8) of its id, time, actor, action, table, record id, site and old/new values;
 the first row chains to 64 zeros. Changing, inserting or deleting any row breaks every later
 link; `verify` recomputes the chain and reports the first broken one. Removing the newest
-rows (truncating the tail) is not detectable by the chain alone: keep copies of the head hash
-(`verify` prints it) outside the database to detect that too.
+rows (truncating the tail) is not detectable by the chain alone: the head hash is therefore
+published outside the database (printed by `registry export` and `registry verify`, written
+into every export as `audit_head.json`) and `verify(expect_head=...)` checks that a published
+head is still in the chain. `verify` also replays the trail against the clinical tables
+(`hepablate.registry.integrity`), which detects a direct edit of a table.
 """
 
 from __future__ import annotations
@@ -120,6 +123,10 @@ class VerifyResult:
     head_hash: str
     first_bad_id: int | None = None
     reason: str | None = None
+    #: id of the row whose hash is the expected head (`verify(expect_head=...)`), if found.
+    expected_head_id: int | None = None
+    #: clinical-table rows that differ from what the trail says (see `integrity.replay`).
+    table_mismatches: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -128,13 +135,25 @@ class VerifyResult:
             "head_hash": self.head_hash,
             "first_bad_id": self.first_bad_id,
             "reason": self.reason,
+            "expected_head_id": self.expected_head_id,
+            "table_mismatches": list(self.table_mismatches),
         }
 
 
-def verify(engine: Engine) -> VerifyResult:
-    """Recompute the chain from the first row; report the first row whose link is broken."""
+def verify(
+    engine: Engine, *, expect_head: str | None = None, check_tables: bool = True
+) -> VerifyResult:
+    """Recompute the chain from the first row; report the first row whose link is broken.
+
+    `expect_head`: a head hash published earlier; it must be the hash of a row of the chain
+    (or the genesis value), else rows were removed from the end or the trail was rewritten.
+    `check_tables`: replay the trail and compare with the clinical tables
+    (`hepablate.registry.integrity.replay`), which detects direct table edits."""
+    from hepablate.registry.integrity import replay
+
     prev = GENESIS
     expected_id = None
+    head_id: int | None = 0 if expect_head == GENESIS else None
     n = 0
     with engine.connect() as conn:
         result = conn.execution_options(yield_per=5000).execute(
@@ -158,6 +177,39 @@ def verify(engine: Engine) -> VerifyResult:
                     False, n, prev, row["id"], "row content does not match its hash (changed)"
                 )
             prev = row["row_hash"]
+            if prev == expect_head:
+                head_id = row["id"]
             expected_id = row["id"] + 1
             n += 1
-    return VerifyResult(True, n, prev)
+    if expect_head is not None and head_id is None:
+        return VerifyResult(
+            False,
+            n,
+            prev,
+            None,
+            f"the expected head {expect_head} is not in the audit trail (its newest rows were "
+            "removed, or the trail was rewritten)",
+        )
+    if check_tables:
+        mismatches = replay(engine)
+        if mismatches:
+            return VerifyResult(
+                False,
+                n,
+                prev,
+                None,
+                f"clinical tables differ from the audit trail: {mismatches[0]}"
+                + (f" (and {len(mismatches) - 1} more)" if len(mismatches) > 1 else ""),
+                head_id,
+                tuple(str(m) for m in mismatches),
+            )
+    return VerifyResult(True, n, prev, expected_head_id=head_id)
+
+
+def head(engine: Engine) -> tuple[str, int]:
+    """The newest row's hash (GENESIS for an empty trail) and the number of rows."""
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(AuditEntry.id, AuditEntry.row_hash).order_by(AuditEntry.id.desc()).limit(1)
+        ).first()
+    return (row.row_hash, int(row.id)) if row else (GENESIS, 0)

@@ -147,9 +147,27 @@ def add_user(conn: Connection, username: str, password: str, role: str, site: st
     ).scalar_one()
 
 
+_DUMMY_HASH: dict[int, str] = {}
+
+
+def _dummy_hash() -> str:
+    """A hash made with the current hasher's parameters, verified for unknown usernames so
+    that a failed login takes as long whether or not the account exists."""
+    key = id(_HASHER)
+    if key not in _DUMMY_HASH:
+        _DUMMY_HASH.clear()
+        _DUMMY_HASH[key] = _HASHER.hash(secrets.token_urlsafe(24))
+    return _DUMMY_HASH[key]
+
+
 def authenticate(conn: Connection, username: str, password: str) -> Actor | None:
+    """The actor for a valid username and password, else None. Every failure costs one
+    Argon2 verification (a dummy hash for unknown users), so timing does not reveal which
+    usernames exist."""
     row = conn.execute(select(User).where(User.username == username)).first()
-    if row is None or not row.active or not verify_password(row.password_hash, password):
+    stored = row.password_hash if row is not None else _dummy_hash()
+    ok = verify_password(stored, password)
+    if row is None or not row.active or not ok:
         return None
     return Actor(name=row.username, role=row.role, site=row.site, user_id=row.id)
 

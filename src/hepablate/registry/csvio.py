@@ -10,7 +10,11 @@ hash) or an `nhs_number_hash` from an earlier export. Every row is validated fir
 in one transaction, with one audit row per record.
 
 Export writes the same format (plus the derived `days_after_first_ablation`), so an export
-imports into an empty registry unchanged. The pseudonymised research export drops codes,
+imports into an empty registry unchanged. Text cells that a spreadsheet would run as a
+formula (starting with = + - @ tab or CR; OWASP "CSV Injection") are written with a leading
+single quote, and import removes that quote again (`escape_cell`/`unescape_cell`). Every
+export also holds `audit_head.json`: the audit trail's head hash, to check later with
+`hepablate registry verify --expect-head HASH`. The pseudonymised research export drops codes,
 hashes and free text that may identify a person, replaces every date by days from the
 patient's first ablation (or shifts it by a random per-patient offset), generalises the year
 of birth to a five-year band, and renumbers all ids at random.
@@ -112,21 +116,33 @@ def _read_csv(path: Path, table: str) -> list[tuple[int, dict[str, str]]]:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"cannot read ({exc})", source=str(path)) from None
+    if "\x00" in text:
+        line = text.count("\n", 0, text.index("\x00")) + 1
+        raise ValidationError(f"{name} line {line}", None, "holds a NUL character")
     reader = csv.DictReader(io.StringIO(text, newline=""))
-    header = reader.fieldnames or []
-    allowed = set(csv_columns(table)) | ({"nhs_number"} if table == "patients" else set())
-    for col in header:
-        if col not in allowed:
-            raise ValidationError(f"{name} line 1", col, f"unknown column for {table}")
-    if "id" not in header:
-        raise ValidationError(f"{name} line 1", "id", "missing column")
     rows = []
-    for row in reader:
-        if None in row:
-            raise ValidationError(
-                f"{name} line {reader.line_num}", None, "more values than header columns"
-            )
-        rows.append((reader.line_num, row))
+    try:
+        header = reader.fieldnames or []
+        allowed = set(csv_columns(table)) | ({"nhs_number"} if table == "patients" else set())
+        seen: set[str] = set()
+        for col in header:
+            if col not in allowed:
+                raise ValidationError(f"{name} line 1", col, f"unknown column for {table}")
+            if col in seen:
+                raise ValidationError(f"{name} line 1", col, "column appears twice in the header")
+            seen.add(col)
+        if "id" not in header:
+            raise ValidationError(f"{name} line 1", "id", "missing column")
+        for row in reader:
+            if None in row:
+                raise ValidationError(
+                    f"{name} line {reader.line_num}", None, "more values than header columns"
+                )
+            rows.append((reader.line_num, {k: unescape_cell(v) for k, v in row.items()}))
+    except csv.Error as exc:  # e.g. a field over csv.field_size_limit() (128 KiB)
+        raise ValidationError(
+            f"{name} line {reader.line_num + 1}", None, f"not CSV ({exc})"
+        ) from None
     return rows
 
 
@@ -294,6 +310,29 @@ def insert_records(
 # --- export ----------------------------------------------------------------------------
 
 
+#: Characters that make a spreadsheet read a cell as a formula (OWASP, "CSV Injection").
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def escape_cell(text: str) -> str:
+    """OWASP rule for text cells: prefix a single quote to a value that starts with
+    = + - @ tab or CR, so a spreadsheet shows it as text instead of running it. A value that
+    already starts with a quote followed by one of those (or by a quote) gets one more, so
+    that `unescape_cell` gives back exactly the stored text."""
+    if text.startswith(FORMULA_START) or (
+        len(text) > 1 and text[0] == "'" and text[1] in (*FORMULA_START, "'")
+    ):
+        return "'" + text
+    return text
+
+
+def unescape_cell(text: str | None) -> str | None:
+    """Inverse of `escape_cell` on import: drop the quote before = + - @ tab CR or a quote."""
+    if text is not None and len(text) > 1 and text[0] == "'" and text[1] in (*FORMULA_START, "'"):
+        return text[1:]
+    return text
+
+
 def _fmt(value: Any) -> str:
     if value is None:
         return ""
@@ -301,6 +340,8 @@ def _fmt(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
+    if isinstance(value, str):
+        return escape_cell(value)
     return str(value)
 
 
@@ -321,10 +362,31 @@ def _write_csv(path: Path, columns: list[str], rows: list[dict[str, Any]]) -> No
             w.writerow([_fmt(r.get(c)) for c in columns])
 
 
+AUDIT_HEAD_FILE = "audit_head.json"
+
+
+def write_audit_head(engine: Engine, directory: Path) -> dict[str, Any]:
+    """Write the audit trail's head (hash and row count, read before the records) into an
+    export, so that a copy of it lives outside the database; returns what was written."""
+    import json
+
+    head_hash, rows = audit.head(engine)
+    doc = {
+        "audit_head_hash": head_hash,
+        "audit_rows": rows,
+        "exported_at_utc": utcnow().isoformat(timespec="seconds"),
+        "check_with": f"hepablate registry verify --expect-head {head_hash}",
+    }
+    (directory / AUDIT_HEAD_FILE).write_text(json.dumps(doc, indent=2) + "\n")
+    return doc
+
+
 def export_dir(engine: Engine, out: str | Path, *, site: str | None = None) -> dict[str, int]:
-    """Write every live record as `<table>.csv` (import format) into `out`, atomically."""
+    """Write every live record as `<table>.csv` (import format) into `out`, atomically,
+    with the data dictionary and the audit head (`audit_head.json`)."""
     counts = {}
     with atomic_output_dir(out) as tmp:
+        write_audit_head(engine, tmp)
         for table in ENTITIES:
             rows = _live_rows(engine, table, site)
             _write_csv(tmp / f"{table}.csv", csv_columns(table), rows)
@@ -386,6 +448,7 @@ def export_pseudonymised(
         new_ids[t] = {r["id"]: n for r, n in zip(rows, perm, strict=True)}
     counts = {}
     with atomic_output_dir(out) as tmp:
+        write_audit_head(engine, tmp)
         for table in ENTITIES:
             drop = PSEUDONYMISED_DROP.get(table, set())
             dcols = _date_columns(table)
@@ -423,135 +486,24 @@ def export_pseudonymised(
     return counts
 
 
-# --- data dictionary and templates --------------------------------------------------------
+# --- data dictionary (hepablate.registry.redcap) -------------------------------------------
+from hepablate.registry.redcap import (  # noqa: E402  (re-exported for callers of csvio)
+    REDCAP_HEADER,
+    data_dictionary_rows,
+    write_data_dictionary,
+)
 
-REDCAP_HEADER = [
-    "Variable / Field Name",
-    "Form Name",
-    "Section Header",
-    "Field Type",
-    "Field Label",
-    "Choices, Calculations, OR Slider Labels",
-    "Field Note",
-    "Text Validation Type OR Show Slider Number",
-    "Text Validation Min",
-    "Text Validation Max",
-    "Identifier?",
-    "Branching Logic (Show field only if...)",
-    "Required Field?",
-    "Custom Alignment",
-    "Question Number (surveys only)",
-    "Matrix Group Name",
-    "Matrix Ranking?",
-    "Field Annotation",
+__all__ = [
+    "AUDIT_HEAD_FILE",
+    "REDCAP_HEADER",
+    "ImportFailed",
+    "ImportResult",
+    "data_dictionary_rows",
+    "escape_cell",
+    "export_dir",
+    "export_pseudonymised",
+    "import_dir",
+    "unescape_cell",
+    "write_audit_head",
+    "write_data_dictionary",
 ]
-_IDENTIFIERS = {"patient_code", "nhs_number", "nhs_number_hash"}
-
-
-def data_dictionary_rows() -> list[list[str]]:
-    """REDCap-style data dictionary generated from the model columns."""
-    from sqlalchemy import Boolean, Date, Integer, Numeric
-
-    rows = []
-    for table in ENTITIES:
-        cols = user_columns(table)
-        if table == "patients":
-            rows.append(
-                [
-                    "nhs_number",
-                    table,
-                    "",
-                    "text",
-                    "NHS number (import only; stored as keyed hash)",
-                    "",
-                    "10 digits, Modulus 11 check digit",
-                    "",
-                    "",
-                    "",
-                    "y",
-                    "",
-                    "",
-                    "",
-                    "",
-                    "",
-                    "",
-                    "@HIDDEN-IMPORT-ONLY",
-                ]
-            )
-        rows.append(
-            [
-                "site",
-                table,
-                table.replace("_", " "),
-                "text",
-                "site / hospital code",
-                "",
-                "required for patients; children inherit",
-                "",
-                "",
-                "",
-                "",
-                "",
-                "y" if table == "patients" else "",
-                "",
-                "",
-                "",
-                "",
-                "",
-            ]
-        )
-        for c in cols:
-            info = c.info
-            ftype, vtype, choices = "text", "", ""
-            if "choices" in info:
-                ftype = "dropdown"
-                choices = " | ".join(f"{v}, {v}" for v in info["choices"])
-            elif isinstance(c.type, Boolean):
-                ftype = "yesno"
-            elif isinstance(c.type, Date):
-                vtype = "date_ymd"
-            elif isinstance(c.type, Integer):
-                vtype = "integer"
-            elif isinstance(c.type, Numeric):
-                vtype = "number"
-            if c.name in PARENTS[table]:
-                note = f"id of a {PARENTS[table][c.name]} row"
-            elif c.name in derived_columns(table):
-                note = "derived on import; ignored if given"
-            else:
-                note = ""
-            required = (
-                "y"
-                if not c.nullable and "default" not in info and c.name not in derived_columns(table)
-                else ""
-            )
-            rows.append(
-                [
-                    c.name,
-                    table,
-                    "",
-                    ftype,
-                    info.get("doc", ""),
-                    choices,
-                    note,
-                    vtype,
-                    "" if info.get("ge") is None else _fmt(info["ge"]),
-                    "" if info.get("le") is None else _fmt(info["le"]),
-                    "y" if c.name in _IDENTIFIERS else "",
-                    "",
-                    required,
-                    "",
-                    "",
-                    "",
-                    "",
-                    "",
-                ]
-            )
-    return rows
-
-
-def write_data_dictionary(path: str | Path) -> None:
-    with Path(path).open("w", encoding="utf-8", newline="") as fh:
-        w = csv.writer(fh, lineterminator="\n")
-        w.writerow(REDCAP_HEADER)
-        w.writerows(data_dictionary_rows())

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
@@ -20,6 +21,21 @@ from hepablate.errors import InputError
 # Serialises appends to the hash chain on PostgreSQL (pg_advisory_xact_lock key).
 _AUDIT_LOCK_KEY = 0x48455041  # "HEPA"
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+
+#: The site whose clinical rows a PostgreSQL transaction may see and write (row-level
+#: security, migration 0002): None outside `site_scope` and "" for all sites.
+_SITE_SCOPE: ContextVar[str | None] = ContextVar("hepablate_site_scope", default=None)
+
+
+@contextmanager
+def site_scope(site: str | None) -> Iterator[None]:
+    """Transactions begun inside see only `site`'s clinical rows on PostgreSQL (None: all
+    sites). A second layer under the service's own site checks."""
+    token = _SITE_SCOPE.set(site or "")
+    try:
+        yield
+    finally:
+        _SITE_SCOPE.reset(token)
 
 
 def default_url() -> str:
@@ -53,6 +69,7 @@ def connect(url: str | None = None) -> Engine:
             _configure_sqlite(engine)
         elif url.startswith("postgresql"):
             engine = create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+            _configure_postgres(engine)
         else:
             raise InputError(
                 "expected a sqlite:/// or postgresql:// database URL", field="db", source=url
@@ -86,6 +103,15 @@ def _configure_sqlite(engine: Engine) -> None:
     def _on_begin(conn: Connection) -> None:
         write = conn.get_execution_options().get("hepablate_write", False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def _configure_postgres(engine: Engine) -> None:
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        # Transaction-local, so a pooled connection never carries a site into the next use.
+        conn.exec_driver_sql(
+            "SELECT set_config('hepablate.site', %s, true)", (_SITE_SCOPE.get() or "",)
+        )
 
 
 @contextmanager

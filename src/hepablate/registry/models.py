@@ -33,6 +33,22 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+#: adverse_events.therapy, the vocabulary of `hepablate.outcomes.grading.Therapy` (a test
+#: keeps the two equal): grade-I therapies of Clavien-Dindo first, then grade II.
+THERAPY_CHOICES = (
+    "none",
+    "analgesic",
+    "antiemetic",
+    "antipyretic",
+    "diuretic",
+    "electrolyte",
+    "physiotherapy",
+    "pharmacological",
+    "transfusion",
+    "parenteral_nutrition",
+    "other",
+)
+
 DIAGNOSES = ("hcc", "cholangiocarcinoma", "colorectal_metastasis", "other_metastasis", "other")
 SEXES = ("female", "male", "other", "unknown")
 MODALITIES = ("ire", "laser", "microwave", "radiofrequency")
@@ -318,15 +334,10 @@ class AdverseEvent(Clinical, Base):
     therapy: Mapped[str] = _f(
         String(32),
         nullable=False,
-        choices=(
-            "none",
-            "pharmacological",
-            "transfusion",
-            "parenteral_nutrition",
-            "physiotherapy",
-            "other",
-        ),
-        doc="highest therapy given",
+        choices=THERAPY_CHOICES,
+        doc="highest therapy given: grade-I drugs (analgesic, antiemetic, antipyretic, "
+        "diuretic, electrolyte) or physiotherapy; pharmacological = any other drug "
+        "(Clavien-Dindo II); transfusion; parenteral_nutrition",
     )
     intervention: Mapped[str] = _f(
         String(16),

@@ -8,11 +8,12 @@ client last read; the UPDATE only matches that version, so a concurrent edit rai
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, func, insert, select, update
 
@@ -29,7 +30,7 @@ from hepablate.registry.auth import (
     nhs_key,
     nhs_number_valid,
 )
-from hepablate.registry.db import write_transaction
+from hepablate.registry.db import site_scope, write_transaction
 from hepablate.registry.models import ENTITIES, PARENTS, utcnow
 from hepablate.registry.validation import (
     DbLookup,
@@ -103,6 +104,21 @@ class Page:
     page_size: int
 
 
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _scoped(method: _F) -> _F:
+    """Run a `Registry` method inside `site_scope(actor.site)`: on PostgreSQL, row-level
+    security then hides and protects other sites' rows even if a check here were missed."""
+
+    @functools.wraps(method)
+    def wrapper(self: Registry, *args: Any, **kwargs: Any) -> Any:
+        with site_scope(self.actor.site):
+            return method(self, *args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
 class Registry:
     """Record operations on behalf of `actor`."""
 
@@ -110,17 +126,35 @@ class Registry:
         self.engine = engine
         self.actor = actor
 
+    def _refuse_hidden(self, table: str, record_id: int, what: str, deleted_too: bool) -> None:
+        """A record that row-level security hid (PostgreSQL) is refused as on SQLite: 403
+        when it exists at another site (the site, not the content, is read here)."""
+        if self.actor.site is None or self.engine.dialect.name != "postgresql":
+            return
+        t = _table(table)
+        q = select(t.c.site).where(t.c.id == record_id)
+        if not deleted_too:
+            q = q.where(t.c.deleted_at.is_(None))
+        with site_scope(None), self.engine.connect() as conn:
+            site = conn.scalar(q)
+        if site is not None:
+            self.actor.require_site(site, what)
+
     # --- reads -------------------------------------------------------------------------
+    @_scoped
     def get(self, table: str, record_id: int, *, include_deleted: bool = False) -> dict[str, Any]:
         self.actor.require(READ_ROLES, "read records")
         t = _table(table)
         with self.engine.connect() as conn:
             row = conn.execute(select(t).where(t.c.id == record_id)).mappings().first()
+        if row is None:
+            self._refuse_hidden(table, record_id, "read records of", include_deleted)
         if row is None or (row["deleted_at"] is not None and not include_deleted):
             raise NotFound(f"{table} record {record_id} not found")
         self.actor.require_site(row["site"], "read records of")
         return row_dict(row)
 
+    @_scoped
     def list(
         self,
         table: str,
@@ -188,6 +222,7 @@ class Registry:
                     continue  # coerce_record reports the bad value
                 parent = lookup.get(parent_table, pid)
                 if parent is None:
+                    self._refuse_hidden(parent_table, pid, "write records of", False)
                     raise ValidationError(where, f, f"no live {parent_table} record {pid}")
                 site = parent["site"]
                 break
@@ -197,6 +232,7 @@ class Registry:
         self.actor.require_site(site, "write records of")
         return str(site)
 
+    @_scoped
     def create(self, table: str, raw: Mapping[str, Any]) -> dict[str, Any]:
         self.actor.require(WRITE_ROLES, "create records")
         t = _table(table)
@@ -238,6 +274,8 @@ class Registry:
     ) -> dict[str, Any]:
         t = _table(table)
         row = conn.execute(select(t).where(t.c.id == record_id)).mappings().first()
+        if row is None:
+            self._refuse_hidden(table, record_id, what, False)
         if row is None or row["deleted_at"] is not None:
             raise NotFound(f"{table} record {record_id} not found")
         self.actor.require_site(row["site"], what)
@@ -265,6 +303,7 @@ class Registry:
         if res.rowcount != 1:
             raise Conflict(f"{table} record {record_id} was changed concurrently; reload and retry")
 
+    @_scoped
     def update(
         self, table: str, record_id: int, raw: Mapping[str, Any], expected_version: int
     ) -> dict[str, Any]:
@@ -308,6 +347,7 @@ class Registry:
             audit.append(conn, self.actor.name, changes)
             return new
 
+    @_scoped
     def delete(self, table: str, record_id: int, expected_version: int) -> dict[str, Any]:
         self.actor.require(DELETE_ROLES, "delete records")
         where = f"{table} record {record_id}"

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
+from sqlalchemy import Engine
+
 from hepablate.errors import InputError
 from hepablate.registry.db import connect, require_schema
 
@@ -301,6 +303,34 @@ def synthetic_records(
     return out
 
 
+def refuse_real_records(engine: Engine, actor: str = "synthetic") -> None:
+    """`InputError` unless every clinical record was written by the synthetic generator
+    (audit actor `actor`): fake patients must never mix with real ones."""
+    from sqlalchemy import func, select
+
+    from hepablate.registry.models import ENTITIES, AuditEntry
+
+    with engine.connect() as conn:
+        foreign = conn.scalar(
+            select(func.count())
+            .select_from(AuditEntry)
+            .where(AuditEntry.table_name.in_(list(ENTITIES)), AuditEntry.actor != actor)
+        )
+        patients_t = ENTITIES["patients"].__table__
+        audited = conn.scalar(
+            select(func.count())
+            .select_from(AuditEntry)
+            .where(AuditEntry.table_name == "patients", AuditEntry.action == "create")
+        )
+        patients = conn.scalar(select(func.count()).select_from(patients_t))
+    if foreign or (patients or 0) > (audited or 0):
+        raise InputError(
+            "the registry holds records that the synthetic generator did not write; "
+            "synthetic data go only into an empty or all-synthetic registry",
+            field="--db",
+        )
+
+
 def generate(
     n_patients: int,
     seed: int,
@@ -315,6 +345,7 @@ def generate(
 
     engine = connect(url)
     require_schema(engine)
+    refuse_real_records(engine, actor)
     recs = synthetic_records(n_patients, seed, sites)
     raw = {t: [(i + 2, r) for i, r in enumerate(rows)] for t, rows in recs.items()}
     parsed, errors = validate_records(raw, engine, None, None)

@@ -11,6 +11,7 @@ at one time point (Ahmed et al., Radiology 2014).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import date
 from decimal import Decimal, InvalidOperation
@@ -22,6 +23,10 @@ from sqlalchemy import Column as SaColumn
 from hepablate.errors import InputError
 from hepablate.registry.models import ENTITIES, PARENTS, SYSTEM_COLUMNS
 
+#: 32-bit signed integer columns (SQLite stores 64 bits, PostgreSQL INTEGER only 32).
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_INTEGER = re.compile(r"-?[0-9]{1,18}")
 _TRUE = {"true", "1", "yes", "y", "t"}
 _FALSE = {"false", "0", "no", "n", "f"}
 CHILD_PUGH_BANDS = {"a": (5, 6), "b": (7, 9), "c": (10, 15)}
@@ -72,11 +77,13 @@ def coerce_value(col: SaColumn[Any], value: Any, where: str) -> Any:
             if isinstance(value, float) and value.is_integer():
                 value = int(value)
             if isinstance(value, str):
-                if not value.lstrip("-").isdigit():
+                if not _INTEGER.fullmatch(value):
                     raise ValueError("expected an integer")
                 value = int(value)
             if not isinstance(value, int):
                 raise ValueError("expected an integer")
+            if not INT32_MIN <= value <= INT32_MAX:
+                raise ValueError(f"{value} is outside the integer range")
             out: Any = value
         elif isinstance(t, Numeric):
             if isinstance(value, bool):
@@ -88,6 +95,8 @@ def coerce_value(col: SaColumn[Any], value: Any, where: str) -> Any:
             if not d.is_finite():
                 raise ValueError("expected a finite number")
             scale = t.scale or 0
+            if t.precision and d != 0 and d.adjusted() >= t.precision - scale:
+                raise ValueError(f"at most {t.precision - scale} digits before the point")
             if d.as_tuple().exponent < -scale:  # type: ignore[operator]
                 raise ValueError(f"at most {scale} decimal places")
             out = d if t.asdecimal else float(d)
@@ -96,11 +105,16 @@ def coerce_value(col: SaColumn[Any], value: Any, where: str) -> Any:
                 out = value
             else:
                 try:
+                    # date.fromisoformat also takes 20230320 and 2023-W12-1: only YYYY-MM-DD.
+                    if not _ISO_DATE.fullmatch(str(value)):
+                        raise ValueError
                     out = date.fromisoformat(str(value))
                 except ValueError:
                     raise ValueError("expected a date YYYY-MM-DD") from None
         elif isinstance(t, String | Text):
             out = str(value)
+            if "\x00" in out:
+                raise ValueError("holds a NUL character")
             length = getattr(t, "length", None)
             if length and len(out) > length:
                 raise ValueError(f"at most {length} characters")

@@ -10,6 +10,7 @@ import numpy as np
 from hepablate.core.volume import Volume
 from hepablate.devices.catalog import DeviceTable
 from hepablate.errors import InputError
+from hepablate.plans.limits import check_ire_limits
 from hepablate.plans.model import IrePair, Probe
 
 
@@ -68,6 +69,7 @@ def validate_ire_plan(
     probes of their cycle; voltage positive and at most the generator limit; pulses and pulse
     width positive.
     """
+    check_ire_limits(probes, pairs, source)
     dev = devices.ire
     lo_lim, hi_lim = dev.exposure_limits_mm.value
     if not probes:

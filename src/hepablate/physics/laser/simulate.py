@@ -32,6 +32,7 @@ from hepablate.physics.grid import planning_grid, resample_structures
 from hepablate.physics.kernels import blas_single_thread
 from hepablate.physics.laser.heat import ThermalModel, ThermalState, advance
 from hepablate.physics.laser.light import DiffusionOperator, point_source
+from hepablate.plans.limits import check_laser_limits
 from hepablate.plans.model import Fibre, Illumination, LaserSimulationSettings
 
 #: Sampling interval (s) of the tip temperature histories.
@@ -98,6 +99,7 @@ def resolve_protocol(
     source: str | None = None,
 ) -> list[FibreShot]:
     """Check a laser protocol against the device table; tip position of every illumination."""
+    check_laser_limits(fibres, illuminations, source=source)
     dev = devices.laser
     fmin, fmax = dev.fibres_min.value, dev.fibres_max.value
     if not fmin <= len(fibres) <= fmax:
