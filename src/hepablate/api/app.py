@@ -13,6 +13,7 @@ fields (types, choices, ranges, units) so forms can be generated.
 # No `from __future__ import annotations`: FastAPI must see the real (locally built) types.
 import json
 import time
+from collections.abc import Awaitable, Callable
 from datetime import date
 from decimal import Decimal
 from typing import Annotated, Any
@@ -260,15 +261,15 @@ def create_app(url: str | None = None, throttle: LoginThrottle | None = None) ->
 
     ActorDep = Annotated[Actor, Depends(actor_dep)]
 
-    def role_dep(roles: frozenset[str], what: str) -> Any:
-        """A dependency that checks the role before the body is validated (an auditor's
-        invalid POST is 403, not 422)."""
+    def role_dep(roles: frozenset[str], what: str) -> Callable[..., Awaitable[Actor]]:
+        """A dependency (use as `Annotated[Actor, Depends(role_dep(...))]`) that checks the
+        role before the body is validated (an auditor's invalid POST is 403, not 422)."""
 
         async def dep(actor: ActorDep) -> Actor:
             actor.require(roles, what)
             return actor
 
-        return Annotated[Actor, Depends(dep)]
+        return dep
 
     app.state.role_dep = role_dep
 
@@ -365,10 +366,12 @@ def create_app(url: str | None = None, throttle: LoginThrottle | None = None) ->
             )
         return [dict(r) for r in rows if actor.site is None or r["site"] == actor.site]
 
-    AdminDep = role_dep(ADMIN_ROLES, "create users")
+    admin_only = role_dep(ADMIN_ROLES, "create users")
 
     @app.post("/users", tags=["admin"], status_code=201, responses=responses(401, 403, 409, 422))
-    def create_user(actor: AdminDep, body: UserCreate) -> dict[str, Any]:
+    def create_user(
+        actor: Annotated[Actor, Depends(admin_only)], body: UserCreate
+    ) -> dict[str, Any]:
         if actor.site is not None and body.site != actor.site:
             raise PermissionDenied(
                 f"an administrator of site '{actor.site}' may only add users of that site"
@@ -490,9 +493,9 @@ def _add_entity(
     audit_fn: Any,
 ) -> None:
     create_m, update_m = models
-    WriteDep = app.state.role_dep(WRITE_ROLES, "create records")  # noqa: N806
-    ChangeDep = app.state.role_dep(WRITE_ROLES, "change records")  # noqa: N806
-    DeleteDep = app.state.role_dep(DELETE_ROLES, "delete records")  # noqa: N806
+    may_write = app.state.role_dep(WRITE_ROLES, "create records")
+    may_change = app.state.role_dep(WRITE_ROLES, "change records")
+    may_delete = app.state.role_dep(DELETE_ROLES, "delete records")
     filters = _filterable(table)
     cols = {c.name: c for c in user_columns(table)}
     tag = table
@@ -565,7 +568,10 @@ def _add_entity(
         responses=responses(401, 404, 422),
     )
 
-    def create_record(actor: WriteDep, body: create_m) -> dict[str, Any]:  # type: ignore[valid-type]
+    def create_record(
+        actor: Annotated[Actor, Depends(may_write)],
+        body: create_m,  # type: ignore[valid-type]
+    ) -> dict[str, Any]:
         data = body.model_dump(exclude_unset=True)  # type: ignore[attr-defined]
         return _jsonable(Registry(engine, actor).create(table, data))
 
@@ -580,7 +586,7 @@ def _add_entity(
     )
 
     def update_record(
-        actor: ChangeDep,
+        actor: Annotated[Actor, Depends(may_change)],
         record_id: RecordId,
         body: update_m,  # type: ignore[valid-type]
     ) -> dict[str, Any]:
@@ -598,7 +604,7 @@ def _add_entity(
     )
 
     def delete_record(
-        actor: DeleteDep,
+        actor: Annotated[Actor, Depends(may_delete)],
         record_id: RecordId,
         version: int = Query(..., ge=1, le=INT32_MAX, description="version last read"),
     ) -> dict[str, Any]:

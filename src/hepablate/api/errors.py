@@ -51,7 +51,7 @@ def install_validation_handler(app: FastAPI) -> None:
     def _request_invalid(_r: Request, exc: RequestValidationError) -> JSONResponse:
         errors = exc.errors()
         first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
-        field, where = _loc_text(first.get("loc", ()))
+        field, where = _loc_text(tuple(first.get("loc", ())))
         msg = " ".join(str(first.get("msg", "invalid request")).split())
         more = f" (and {len(errors) - 1} more error(s))" if len(errors) > 1 else ""
         return JSONResponse({"detail": msg + more, "field": field, "where": where}, status_code=422)

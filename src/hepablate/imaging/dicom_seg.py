@@ -167,7 +167,7 @@ def _grid_from_frames(
     levels = np.unique(np.round(along, 4))
     stated = None
     if between is not None and str(between).strip() != "":
-        stated = float(between)
+        stated = float(str(between))
         if not np.isfinite(stated) or stated <= 0:
             raise _fail(
                 path, f"SEG SpacingBetweenSlices must be finite and positive, got {between}"
@@ -332,7 +332,7 @@ def write_dicom_seg(
         omit_empty_frames=False,
     )
     if algorithm is not None:
-        seg.CodingSchemeIdentificationSequence = coding_scheme_identification()
+        seg.CodingSchemeIdentificationSequence = coding_scheme_identification()  # type: ignore[assignment]
     path.parent.mkdir(parents=True, exist_ok=True)
     seg.save_as(path)
     return path

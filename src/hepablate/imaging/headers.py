@@ -129,7 +129,7 @@ def check_nifti(path: Path) -> None:
         gz = raw.read(2) == b"\x1f\x8b"
     opener = gzip.open if gz else open
     try:
-        with opener(path, "rb") as fh:  # type: ignore[operator]
+        with opener(path, "rb") as fh:
             head = fh.read(540)
             if len(head) < 348:
                 raise _fail(
@@ -229,7 +229,7 @@ def check_nrrd(path: Path) -> None:
         )
     elif "spacings" in header:
         sp = np.asarray(header["spacings"], dtype=float)[-3:]
-        _check_geometry(path, sp, None, "")
+        _check_geometry(path, [float(x) for x in sp], None, "")
     if "space origin" in header:
         origin = np.asarray(header["space origin"], dtype=float)
         if not np.all(np.isfinite(origin)):

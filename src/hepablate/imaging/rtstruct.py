@@ -20,7 +20,7 @@ from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.tag import Tag
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 from skimage.measure import find_contours
 
 from hepablate import __version__
@@ -228,8 +228,8 @@ def write_rtstruct(masks: dict[str, np.ndarray], ct_folder: Path, path: Path) ->
     now = _dt.datetime.now(_dt.UTC)
     sop_uid = generate_uid()
     meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = RTSTRUCT_SOP_CLASS_UID
-    meta.MediaStorageSOPInstanceUID = sop_uid
+    meta.MediaStorageSOPClassUID = UID(RTSTRUCT_SOP_CLASS_UID)
+    meta.MediaStorageSOPInstanceUID = UID(sop_uid)
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds = Dataset()
     ds.file_meta = meta

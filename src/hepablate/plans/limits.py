@@ -167,7 +167,8 @@ def check_plan_limits(plan: Plan, source: str | None = None) -> None:
     if plan.modality == "ire":
         check_ire_limits(plan.probes, plan.pairs, source)
         settings = plan.ire_simulation
-        section, items = "ire_simulation", plan.probes
+        section = "ire_simulation"
+        items: Sequence[Any] = plan.probes
     else:
         check_laser_limits(plan.fibres, plan.illuminations, plan.laser_simulation, source)
         settings = plan.laser_simulation

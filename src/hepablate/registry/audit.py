@@ -49,7 +49,7 @@ def _values_json(values: Mapping[str, Any] | None) -> str | None:
     return None if values is None else canonical_json(dict(values))
 
 
-def row_hash(prev_hash: str, row: Mapping[str, Any]) -> str:
+def row_hash(prev_hash: str, row: Mapping[Any, Any]) -> str:
     payload = {
         "id": row["id"],
         "at": row["at"].isoformat(timespec="microseconds"),

@@ -110,7 +110,7 @@ class _MemoryLookup:
         return None  # imported patients are new: they have no recorded events yet
 
 
-def _read_csv(path: Path, table: str) -> list[tuple[int, dict[str, str]]]:
+def _read_csv(path: Path, table: str) -> list[tuple[int, dict[str, str | None]]]:
     name = path.name
     try:
         text = path.read_text(encoding="utf-8-sig")
@@ -120,7 +120,7 @@ def _read_csv(path: Path, table: str) -> list[tuple[int, dict[str, str]]]:
         line = text.count("\n", 0, text.index("\x00")) + 1
         raise ValidationError(f"{name} line {line}", None, "holds a NUL character")
     reader = csv.DictReader(io.StringIO(text, newline=""))
-    rows = []
+    rows: list[tuple[int, dict[str, str | None]]] = []
     try:
         header = reader.fieldnames or []
         allowed = set(csv_columns(table)) | ({"nhs_number"} if table == "patients" else set())
@@ -138,7 +138,7 @@ def _read_csv(path: Path, table: str) -> list[tuple[int, dict[str, str]]]:
                 raise ValidationError(
                     f"{name} line {reader.line_num}", None, "more values than header columns"
                 )
-            rows.append((reader.line_num, {k: unescape_cell(v) for k, v in row.items()}))
+            rows.append((reader.line_num, {str(k): unescape_cell(v) for k, v in row.items()}))
     except csv.Error as exc:  # e.g. a field over csv.field_size_limit() (128 KiB)
         raise ValidationError(
             f"{name} line {reader.line_num + 1}", None, f"not CSV ({exc})"
@@ -147,7 +147,7 @@ def _read_csv(path: Path, table: str) -> list[tuple[int, dict[str, str]]]:
 
 
 def validate_records(
-    tables: dict[str, list[tuple[int, dict[str, str]]]],
+    tables: dict[str, list[tuple[int, dict[str, str | None]]]],
     engine: Engine,
     default_site: str | None,
     actor_site: str | None,
@@ -225,11 +225,8 @@ def validate_records(
                     if rid is not None:
                         failed[table].add(rid)
                         if table == "procedure_sessions" and "patient_id" in raw:
-                            tainted.add(
-                                int(raw["patient_id"])
-                                if str(raw["patient_id"]).strip().isdigit()
-                                else -1
-                            )
+                            pid = str(raw["patient_id"]).strip()
+                            tainted.add(int(pid) if pid.isdigit() else -1)
                     if len(errors) >= MAX_REPORTED_ERRORS:
                         return parsed, errors
             parsed[table] = out
@@ -296,7 +293,10 @@ def insert_records(
             new_ids: list[int] = []
             for i in range(0, len(values), _INSERT_CHUNK):
                 chunk = values[i : i + _INSERT_CHUNK]
-                res = conn.execute(insert(t).returning(t.c.id, sort_by_parameter_order=True), chunk)
+                res = conn.execute(
+                    insert(t).returning(t.c.id, sort_by_parameter_order=True),  # type: ignore[arg-type]
+                    chunk,
+                )
                 new_ids.extend(res.scalars().all())
             id_maps[table] = {rid: nid for (rid, _), nid in zip(rows, new_ids, strict=True)}
             for v, nid in zip(values, new_ids, strict=True):

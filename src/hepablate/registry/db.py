@@ -89,7 +89,7 @@ def dispose(url: str) -> None:
 
 def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+    def _on_connect(dbapi_conn, _record) -> None:
         # We emit BEGIN ourselves so writers can take the lock up front (BEGIN IMMEDIATE).
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
@@ -130,7 +130,7 @@ def lock_audit_chain(conn: Connection) -> None:
         conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _AUDIT_LOCK_KEY})
 
 
-def _alembic_config(conn: Connection):  # type: ignore[no-untyped-def]
+def _alembic_config(conn: Connection):
     from alembic.config import Config
 
     cfg = Config()

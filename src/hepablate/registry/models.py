@@ -17,13 +17,14 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from sqlalchemy import (
     Boolean,
     Date,
     DateTime,
     ForeignKey,
+    FromClause,
     Index,
     Integer,
     Numeric,
@@ -96,6 +97,9 @@ class Base(DeclarativeBase):
 
 class Clinical:
     """Columns shared by every clinical table."""
+
+    if TYPE_CHECKING:  # set on the concrete (declarative) classes
+        __table__: ClassVar[FromClause]
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, info={"doc": "record id"})
     # Indexed with deleted_at (see _live_site_indexes): per-site live counts are index-only.

@@ -8,6 +8,7 @@ client last read; the UPDATE only matches that version, so a concurrent edit rai
 
 from __future__ import annotations
 
+import builtins
 import functools
 import re
 from collections.abc import Callable, Mapping
@@ -58,7 +59,7 @@ class Conflict(Exception):
     """The record changed since the client read it, or children still refer to it (409)."""
 
 
-def _table(name: str):  # type: ignore[no-untyped-def]
+def _table(name: str):
     if name not in ENTITIES:
         raise NotFound(f"no entity '{name}'")
     return ENTITIES[name].__table__
@@ -92,7 +93,7 @@ def prepare_identifiers(table: str, raw: dict[str, Any], where: str) -> dict[str
     return raw
 
 
-def row_dict(row: Mapping[str, Any]) -> dict[str, Any]:
+def row_dict(row: Mapping[Any, Any]) -> dict[str, Any]:
     return dict(row)
 
 
@@ -390,7 +391,7 @@ class Registry:
 
     def _refresh_followup_days(
         self, conn: Connection, patient_id: int, where: str
-    ) -> list[audit.Change]:
+    ) -> builtins.list[audit.Change]:
         """Keep the derived `days_after_first_ablation` right after a session changes."""
         lookup = DbLookup(conn)
         first = lookup.first_procedure_date(patient_id)

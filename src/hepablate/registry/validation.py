@@ -44,7 +44,7 @@ class ValidationError(InputError):
 def user_columns(table: str) -> list[SaColumn[Any]]:
     """Columns a user supplies (all but id, site, version and timestamps)."""
     t = ENTITIES[table].__table__
-    return [c for c in t.columns if c.name not in SYSTEM_COLUMNS]
+    return [c for c in t.columns if c.name not in SYSTEM_COLUMNS]  # type: ignore[misc]
 
 
 def derived_columns(table: str) -> set[str]:
@@ -254,7 +254,7 @@ def check_record(
     _RULES[table](rec, parents, patient, lookup, where, today)
 
 
-def _patients(rec, parents, patient, lookup, where, today) -> None:  # type: ignore[no-untyped-def]
+def _patients(rec, parents, patient, lookup, where, today) -> None:
     cls, score = rec.get("child_pugh_class"), rec.get("child_pugh_score")
     if cls is not None and score is not None:
         lo, hi = CHILD_PUGH_BANDS[cls]
@@ -285,11 +285,11 @@ def _patients(rec, parents, patient, lookup, where, today) -> None:  # type: ign
             )
 
 
-def _tumours(rec, parents, patient, lookup, where, today) -> None:  # type: ignore[no-untyped-def]
+def _tumours(rec, parents, patient, lookup, where, today) -> None:
     return None
 
 
-def _sessions(rec, parents, patient, lookup, where, today) -> None:  # type: ignore[no-untyped-def]
+def _sessions(rec, parents, patient, lookup, where, today) -> None:
     _dates_in_life(patient, rec["procedure_date"], "procedure_date", where, today)
     if rec["modality"] != "ire":
         for f in ("voltage_v_max", "pulses_total", "pulse_width_us"):
@@ -299,14 +299,14 @@ def _sessions(rec, parents, patient, lookup, where, today) -> None:  # type: ign
         raise ValidationError(where, "power_w", "a thermal-ablation field, but modality is ire")
 
 
-def _treated(rec, parents, patient, lookup, where, today) -> None:  # type: ignore[no-untyped-def]
+def _treated(rec, parents, patient, lookup, where, today) -> None:
     if parents["tumour_id"]["patient_id"] != parents["session_id"]["patient_id"]:
         raise ValidationError(
             where, "tumour_id", "tumour belongs to another patient than the session"
         )
 
 
-def _followups(rec, parents, patient, lookup, where, today) -> None:  # type: ignore[no-untyped-def]
+def _followups(rec, parents, patient, lookup, where, today) -> None:
     d = rec["followup_date"]
     _dates_in_life(patient, d, "followup_date", where, today)
     first = lookup.first_procedure_date(rec["patient_id"])
@@ -319,7 +319,7 @@ def _followups(rec, parents, patient, lookup, where, today) -> None:  # type: ig
     rec["days_after_first_ablation"] = (d - first).days
 
 
-def _lesions(rec, parents, patient, lookup, where, today) -> None:  # type: ignore[no-untyped-def]
+def _lesions(rec, parents, patient, lookup, where, today) -> None:
     role = rec["role"]
     tumour = parents.get("tumour_id")
     if role == "new" and tumour is not None:
@@ -349,7 +349,7 @@ def _lesions(rec, parents, patient, lookup, where, today) -> None:  # type: igno
         )
 
 
-def _adverse(rec, parents, patient, lookup, where, today) -> None:  # type: ignore[no-untyped-def]
+def _adverse(rec, parents, patient, lookup, where, today) -> None:
     session = parents["session_id"]
     if session["patient_id"] != rec["patient_id"]:
         raise ValidationError(where, "session_id", "session belongs to another patient")
