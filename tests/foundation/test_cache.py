@@ -94,3 +94,15 @@ def test_bad_budgets():
         ByteBudgetCache(max_bytes=-1)
     with pytest.raises(ValueError):
         ByteBudgetCache(max_entries=-1)
+
+
+def test_pop_removes_an_entry_and_its_bytes():
+    import numpy as np
+
+    from hepablate.core.cache import ByteBudgetCache
+
+    c: ByteBudgetCache[str, np.ndarray] = ByteBudgetCache(max_bytes=1000)
+    c.put("a", np.zeros(10, np.uint8))
+    c.put("b", np.zeros(20, np.uint8))
+    assert c.pop("a") is not None and "a" not in c and c.nbytes == 20
+    assert c.pop("a") is None and len(c) == 1

@@ -32,6 +32,7 @@ from hepablate.api.errors import (
     reject_nul,
     responses,
 )
+from hepablate.core.cache import ByteBudgetCache
 from hepablate.errors import InputError
 from hepablate.registry import audit
 from hepablate.registry.auth import (
@@ -59,6 +60,8 @@ from hepablate.registry.validation import (
 )
 
 TOKEN_CACHE_S = 10.0
+#: Tokens remembered at most (least recently used dropped first).
+TOKEN_CACHE_ENTRIES = 10_000
 _bearer = HTTPBearer(auto_error=False, description="token from POST /auth/token")
 #: A record id in a path: 1 to the largest PostgreSQL INTEGER (larger ones are 422, not 500).
 RecordId = Annotated[int, Path(ge=1, le=INT32_MAX, description="record id")]
@@ -226,7 +229,9 @@ def create_app(url: str | None = None, throttle: LoginThrottle | None = None) ->
     throttle = throttle or LoginThrottle()
     # token -> (actor, valid until): saves a query per request. Logout through this server
     # evicts at once; a revocation or deactivation made elsewhere applies within TOKEN_CACHE_S.
-    token_cache: dict[str, tuple[Actor, float]] = {}
+    token_cache: ByteBudgetCache[str, tuple[Actor, float]] = ByteBudgetCache(
+        max_entries=TOKEN_CACHE_ENTRIES
+    )
     app = FastAPI(
         title="hepablate outcomes registry",
         version=__version__,
@@ -250,9 +255,7 @@ def create_app(url: str | None = None, throttle: LoginThrottle | None = None) ->
         with engine.connect() as conn:
             actor = actor_for_token(conn, cred.credentials)
         if actor is not None:
-            if len(token_cache) > 10_000:
-                token_cache.clear()
-            token_cache[cred.credentials] = (actor, now + TOKEN_CACHE_S)
+            token_cache.put(cred.credentials, (actor, now + TOKEN_CACHE_S))
         if actor is None:
             raise HTTPException(
                 401, "invalid or expired token", headers={"WWW-Authenticate": "Bearer"}
@@ -339,7 +342,7 @@ def create_app(url: str | None = None, throttle: LoginThrottle | None = None) ->
         """Revoke the token used for this request."""
         with write_transaction(engine) as conn:
             revoke_token(conn, cred.credentials)  # type: ignore[union-attr]
-        token_cache.pop(cred.credentials, None)  # type: ignore[union-attr]
+        token_cache.pop(cred.credentials)  # type: ignore[union-attr]
 
     @app.get("/me", tags=["auth"], responses=responses(401))
     def me(actor: ActorDep) -> dict[str, Any]:

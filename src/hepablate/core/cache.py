@@ -86,6 +86,14 @@ class ByteBudgetCache(Generic[K, V]):
             self._bytes -= s
         return True
 
+    def pop(self, key: K) -> V | None:
+        """Remove `key` (e.g. a revoked token); its value, or None if it was not stored."""
+        item = self._data.pop(key, None)
+        if item is None:
+            return None
+        self._bytes -= item[1]
+        return item[0]
+
     def clear(self) -> None:
         """Forget every entry (the counters stay)."""
         self._data.clear()
