@@ -13,6 +13,7 @@ fields (types, choices, ranges, units) so forms can be generated.
 # No `from __future__ import annotations`: FastAPI must see the real (locally built) types.
 import json
 import time
+from collections.abc import Awaitable, Callable
 from datetime import date
 from decimal import Decimal
 from typing import Annotated, Any
@@ -27,6 +28,9 @@ from sqlalchemy.exc import IntegrityError
 from hepablate import __version__
 from hepablate.api.errors import (
     INT32_MAX,
+    IsoDate,
+    JsonDecimal,
+    install_http_error_handler,
     install_validation_handler,
     reject_nul,
     responses,
@@ -138,6 +142,9 @@ def _body_models(table: str) -> tuple[type[BaseModel], type[BaseModel]]:
             desc += " (" + "|".join(c.info["choices"]) + ")"
         required = not c.nullable and "default" not in c.info
         kw = _bounds(c, typ)
+        if typ in (bool, int):
+            kw["strict"] = True  # no "yes", 1.0 or "7" for a boolean or an integer
+        typ = {date: IsoDate, Decimal: JsonDecimal}.get(typ, typ)
         create_fields[c.name] = (
             typ if required else typ | None,
             Field(... if required else None, description=desc, **kw),
@@ -233,6 +240,7 @@ def create_app(url: str | None = None, throttle: LoginThrottle | None = None) ->
         dependencies=[Depends(reject_nul)],
     )
     install_validation_handler(app)
+    install_http_error_handler(app)
 
     # Reads run inline on the event loop (async def): they are short, indexed and bounded
     # (page_size <= 500), and skipping two thread-pool hops per request matters on a 2-core
@@ -260,7 +268,7 @@ def create_app(url: str | None = None, throttle: LoginThrottle | None = None) ->
 
     ActorDep = Annotated[Actor, Depends(actor_dep)]
 
-    def role_dep(roles: frozenset[str], what: str) -> Any:
+    def role_dep(roles: frozenset[str], what: str) -> Callable[[Actor], Awaitable[Actor]]:
         """A dependency that checks the role before the body is validated (an auditor's
         invalid POST is 403, not 422)."""
 
@@ -268,7 +276,7 @@ def create_app(url: str | None = None, throttle: LoginThrottle | None = None) ->
             actor.require(roles, what)
             return actor
 
-        return Annotated[Actor, Depends(dep)]
+        return dep
 
     app.state.role_dep = role_dep
 
@@ -365,10 +373,12 @@ def create_app(url: str | None = None, throttle: LoginThrottle | None = None) ->
             )
         return [dict(r) for r in rows if actor.site is None or r["site"] == actor.site]
 
-    AdminDep = role_dep(ADMIN_ROLES, "create users")
+    admin_check = role_dep(ADMIN_ROLES, "create users")
 
     @app.post("/users", tags=["admin"], status_code=201, responses=responses(401, 403, 409, 422))
-    def create_user(actor: AdminDep, body: UserCreate) -> dict[str, Any]:
+    def create_user(
+        actor: Annotated[Actor, Depends(admin_check)], body: UserCreate
+    ) -> dict[str, Any]:
         if actor.site is not None and body.site != actor.site:
             raise PermissionDenied(
                 f"an administrator of site '{actor.site}' may only add users of that site"
@@ -490,9 +500,9 @@ def _add_entity(
     audit_fn: Any,
 ) -> None:
     create_m, update_m = models
-    WriteDep = app.state.role_dep(WRITE_ROLES, "create records")  # noqa: N806
-    ChangeDep = app.state.role_dep(WRITE_ROLES, "change records")  # noqa: N806
-    DeleteDep = app.state.role_dep(DELETE_ROLES, "delete records")  # noqa: N806
+    write_check = app.state.role_dep(WRITE_ROLES, "create records")
+    change_check = app.state.role_dep(WRITE_ROLES, "change records")
+    delete_check = app.state.role_dep(DELETE_ROLES, "delete records")
     filters = _filterable(table)
     cols = {c.name: c for c in user_columns(table)}
     tag = table
@@ -502,8 +512,8 @@ def _add_entity(
         actor: ActorDep,
         page: int = Query(1, ge=1, le=1_000_000),
         page_size: int = Query(50, ge=1, le=500),
-        date_from: date | None = Query(None, description="first date (main date column)"),
-        date_to: date | None = Query(None, description="last date (main date column)"),
+        date_from: IsoDate | None = Query(None, description="first date (main date column)"),
+        date_to: IsoDate | None = Query(None, description="last date (main date column)"),
         include_deleted: bool = Query(False, description="include soft-deleted records"),
     ) -> JSONResponse:
         f = {}
@@ -565,7 +575,10 @@ def _add_entity(
         responses=responses(401, 404, 422),
     )
 
-    def create_record(actor: WriteDep, body: create_m) -> dict[str, Any]:  # type: ignore[valid-type]
+    def create_record(
+        actor: Annotated[Actor, Depends(write_check)],
+        body: create_m,  # type: ignore[valid-type]
+    ) -> dict[str, Any]:
         data = body.model_dump(exclude_unset=True)  # type: ignore[attr-defined]
         return _jsonable(Registry(engine, actor).create(table, data))
 
@@ -580,7 +593,7 @@ def _add_entity(
     )
 
     def update_record(
-        actor: ChangeDep,
+        actor: Annotated[Actor, Depends(change_check)],
         record_id: RecordId,
         body: update_m,  # type: ignore[valid-type]
     ) -> dict[str, Any]:
@@ -598,7 +611,7 @@ def _add_entity(
     )
 
     def delete_record(
-        actor: DeleteDep,
+        actor: Annotated[Actor, Depends(delete_check)],
         record_id: RecordId,
         version: int = Query(..., ge=1, le=INT32_MAX, description="version last read"),
     ) -> dict[str, Any]:

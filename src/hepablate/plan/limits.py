@@ -164,6 +164,7 @@ def _points(items: Sequence[Any]) -> np.ndarray | None:
 def check_plan_limits(plan: Plan, source: str | None = None) -> None:
     """Raise `InputError` when `plan` asks for more work than `plan_limits()` allows."""
     settings: IreSimulationSettings | LaserSimulationSettings | None
+    items: Sequence[Probe] | Sequence[Fibre]
     if plan.modality == "ire":
         check_ire_limits(plan.probes, plan.pairs, source)
         settings = plan.ire_simulation

@@ -94,7 +94,7 @@ def replay(engine: Engine, limit: int = 20) -> list[Mismatch]:
         return len(out) >= limit
 
     for table, model in ENTITIES.items():
-        t = model.__table__
+        t = model.__table__  # type: ignore[attr-defined]
         cols = {c.name: c for c in user_columns(table)} | {n: t.c[n] for n in _COMPARED_SYSTEM}
         expected = state[table]
         with engine.connect() as conn:

@@ -8,6 +8,7 @@ client last read; the UPDATE only matches that version, so a concurrent edit rai
 
 from __future__ import annotations
 
+import builtins
 import functools
 import re
 from collections.abc import Callable, Mapping
@@ -390,7 +391,7 @@ class Registry:
 
     def _refresh_followup_days(
         self, conn: Connection, patient_id: int, where: str
-    ) -> list[audit.Change]:
+    ) -> builtins.list[audit.Change]:
         """Keep the derived `days_after_first_ablation` right after a session changes."""
         lookup = DbLookup(conn)
         first = lookup.first_procedure_date(patient_id)
