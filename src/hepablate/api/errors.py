@@ -63,7 +63,7 @@ def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {c: {"model": ErrorBody, "description": text[c]} for c in codes}
 
 
-def _loc_text(loc: tuple[Any, ...] | list[Any]) -> tuple[str | None, str | None]:
+def _loc_text(loc: Any) -> tuple[str | None, str | None]:
     parts = [str(x) for x in loc]
     where = parts[0] if parts else None
     field = ".".join(parts[1:]) or None
