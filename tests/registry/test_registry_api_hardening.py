@@ -62,6 +62,13 @@ def _h(client, user: str) -> dict[str, str]:  # type: ignore[no-untyped-def]
         ("POST", "/patients", patient(patient_code="B1", year_of_birth=2**63)),
         ("POST", "/patients", patient(patient_code="B2", mdt_decision="a\x00b")),
         ("PATCH", "/patients/1", {"version": 1, "year_of_birth": None}),
+        ("GET", "/patients?date_to=0.0", None),  # pydantic took 0.0 as 1970-01-01
+        ("GET", "/patients?date_from=20230320", None),
+        ("GET", "/audit/verify?bogus=1", None),  # unknown query parameters were ignored
+        ("GET", "/audit?=null", None),
+        ("PATCH", "/patients/1", {"version": 1, "cirrhosis": "yes"}),  # strict booleans
+        ("PATCH", "/patients/1", {"version": 1, "ecog": 1.0}),  # strict integers
+        ("PATCH", "/patients/1", {"version": 1, "mdt_date": 0}),
     ],
 )
 def test_out_of_range_and_invalid_values_are_422(client, method, path, body) -> None:  # type: ignore[no-untyped-def]
@@ -69,6 +76,13 @@ def test_out_of_range_and_invalid_values_are_422(client, method, path, body) -> 
     r = client.request(method, path, headers=admin, json=body)
     assert r.status_code == 422, (r.status_code, r.text)
     assert isinstance(r.json()["detail"], str)
+
+
+def test_unparseable_body_is_422(client) -> None:  # type: ignore[no-untyped-def]
+    admin = _h(client, "admin")
+    headers = admin | {"Content-Type": "application/json"}
+    r = client.post("/patients", headers=headers, content=b"\x18\xff{")
+    assert r.status_code == 422 and r.json()["where"] == "body"
 
 
 def test_big_id_is_404_or_422_never_500(client) -> None:  # type: ignore[no-untyped-def]

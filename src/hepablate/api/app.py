@@ -21,16 +21,26 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ConfigDict, Field, create_model
-from sqlalchemy import Boolean, Date, Engine, Integer, Numeric, func, select
+from pydantic import BaseModel
+from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import IntegrityError
 
 from hepablate import __version__
 from hepablate.api.errors import (
     INT32_MAX,
+    IsoDate,
+    install_http_error_handler,
     install_validation_handler,
     reject_nul,
     responses,
+)
+from hepablate.api.models import (
+    TokenRequest,
+    TokenResponse,
+    UserCreate,
+    body_models,
+    filterable,
+    py_type,
 )
 from hepablate.core.cache import ByteBudgetCache
 from hepablate.errors import InputError
@@ -65,128 +75,6 @@ TOKEN_CACHE_ENTRIES = 10_000
 _bearer = HTTPBearer(auto_error=False, description="token from POST /auth/token")
 #: A record id in a path: 1 to the largest PostgreSQL INTEGER (larger ones are 422, not 500).
 RecordId = Annotated[int, Path(ge=1, le=INT32_MAX, description="record id")]
-_NO_NUL = r"^[^\x00]*$"
-
-
-class TokenRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    username: str = Field(max_length=64, pattern=_NO_NUL)
-    password: str = Field(max_length=1024, pattern=_NO_NUL)
-
-
-class TokenResponse(BaseModel):
-    access_token: str
-    token_type: str = "bearer"
-    expires_at: str
-    username: str
-    role: str
-    site: str | None
-
-
-class UserCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    username: str = Field(min_length=1, max_length=64, pattern=_NO_NUL)
-    password: str = Field(min_length=10, max_length=1024, pattern=_NO_NUL)
-    role: str = Field(max_length=32, pattern=_NO_NUL)
-    site: str | None = Field(None, min_length=1, max_length=64, pattern=_NO_NUL)
-
-
-def _py_type(col: Any) -> Any:
-    t = col.type
-    if isinstance(t, Boolean):
-        return bool
-    if isinstance(t, Integer):
-        return int
-    if isinstance(t, Numeric):
-        return Decimal if t.asdecimal else float
-    if isinstance(t, Date):
-        return date
-    return str
-
-
-def _no_default(schema: dict[str, Any]) -> None:
-    schema.pop("default", None)
-
-
-def _bounds(col: Any, typ: Any) -> dict[str, Any]:
-    """Field constraints of a column: range, integer width, length, choices."""
-    kw: dict[str, Any] = {}
-    if typ is int:
-        kw["ge"] = max(col.info.get("ge", -INT32_MAX - 1), -INT32_MAX - 1)
-        kw["le"] = min(col.info.get("le", INT32_MAX), INT32_MAX)
-    elif typ in (float, Decimal):
-        if col.info.get("ge") is not None:
-            kw["ge"] = col.info["ge"]
-        if col.info.get("le") is not None:
-            kw["le"] = col.info["le"]
-        kw["allow_inf_nan"] = False
-    elif typ is str:
-        length = getattr(col.type, "length", None)
-        if length:
-            kw["max_length"] = length
-        kw["pattern"] = _NO_NUL
-    return kw
-
-
-def _body_models(table: str) -> tuple[type[BaseModel], type[BaseModel]]:
-    create_fields: dict[str, Any] = {}
-    update_fields: dict[str, Any] = {
-        "version": (int, Field(ge=1, le=INT32_MAX, description="version last read"))
-    }
-    for c in user_columns(table):
-        if c.name in derived_columns(table):
-            continue
-        typ = _py_type(c)
-        desc = c.info.get("doc", "")
-        if "choices" in c.info:
-            desc += " (" + "|".join(c.info["choices"]) + ")"
-        required = not c.nullable and "default" not in c.info
-        kw = _bounds(c, typ)
-        create_fields[c.name] = (
-            typ if required else typ | None,
-            Field(... if required else None, description=desc, **kw),
-        )
-        # PATCH: every field may be left out; a required column may not be set to null.
-        nullable = c.nullable or "default" in c.info
-        update_fields[c.name] = (
-            typ | None if nullable else typ,
-            Field(None, description=desc, json_schema_extra=_no_default, **kw)
-            if not nullable
-            else Field(None, description=desc, **kw),
-        )
-    create_fields["site"] = (
-        str | None,
-        Field(None, max_length=64, pattern=_NO_NUL, description="site (patients only)"),
-    )
-    if table == "patients":
-        create_fields["nhs_number"] = (
-            str | None,
-            Field(
-                None,
-                max_length=32,
-                pattern=_NO_NUL,
-                description="raw NHS number; stored only as keyed hash",
-            ),
-        )
-        update_fields["nhs_number"] = (str | None, Field(None, max_length=32, pattern=_NO_NUL))
-    cfg = ConfigDict(extra="forbid")
-    name = "".join(p.title() for p in table.split("_"))
-    return (
-        create_model(f"{name}Create", __config__=cfg, **create_fields),
-        create_model(f"{name}Update", __config__=cfg, **update_fields),
-    )
-
-
-def _filterable(table: str) -> list[str]:
-    out = ["site", *PARENTS[table]]
-    for c in user_columns(table):
-        if "choices" in c.info or isinstance(c.type, Boolean):
-            out.append(c.name)
-    if table == "patients":
-        out.append("patient_code")
-    if table == "tumours":
-        out.append("tumour_code")
-    return out
 
 
 def _json_default(v: Any) -> Any:
@@ -239,6 +127,7 @@ def create_app(url: str | None = None, throttle: LoginThrottle | None = None) ->
         dependencies=[Depends(reject_nul)],
     )
     install_validation_handler(app)
+    install_http_error_handler(app)
 
     # Reads run inline on the event loop (async def): they are short, indexed and bounded
     # (page_size <= 500), and skipping two thread-pool hops per request matters on a 2-core
@@ -264,9 +153,9 @@ def create_app(url: str | None = None, throttle: LoginThrottle | None = None) ->
 
     ActorDep = Annotated[Actor, Depends(actor_dep)]
 
-    def role_dep(roles: frozenset[str], what: str) -> Callable[..., Awaitable[Actor]]:
-        """A dependency (use as `Annotated[Actor, Depends(role_dep(...))]`) that checks the
-        role before the body is validated (an auditor's invalid POST is 403, not 422)."""
+    def role_dep(roles: frozenset[str], what: str) -> Callable[[Actor], Awaitable[Actor]]:
+        """A dependency that checks the role before the body is validated (an auditor's
+        invalid POST is 403, not 422)."""
 
         async def dep(actor: ActorDep) -> Actor:
             actor.require(roles, what)
@@ -369,11 +258,11 @@ def create_app(url: str | None = None, throttle: LoginThrottle | None = None) ->
             )
         return [dict(r) for r in rows if actor.site is None or r["site"] == actor.site]
 
-    admin_only = role_dep(ADMIN_ROLES, "create users")
+    admin_check = role_dep(ADMIN_ROLES, "create users")
 
     @app.post("/users", tags=["admin"], status_code=201, responses=responses(401, 403, 409, 422))
     def create_user(
-        actor: Annotated[Actor, Depends(admin_only)], body: UserCreate
+        actor: Annotated[Actor, Depends(admin_check)], body: UserCreate
     ) -> dict[str, Any]:
         if actor.site is not None and body.site != actor.site:
             raise PermissionDenied(
@@ -467,7 +356,7 @@ def create_app(url: str | None = None, throttle: LoginThrottle | None = None) ->
             fields.append(
                 {
                     "name": c.name,
-                    "type": _py_type(c).__name__,
+                    "type": py_type(c).__name__,
                     "required": not c.nullable
                     and "default" not in info
                     and c.name not in derived_columns(table),
@@ -479,10 +368,10 @@ def create_app(url: str | None = None, throttle: LoginThrottle | None = None) ->
                     "references": PARENTS[table].get(c.name),
                 }
             )
-        return {"entity": table, "fields": fields, "filters": _filterable(table)}
+        return {"entity": table, "fields": fields, "filters": filterable(table)}
 
     for table in ENTITIES:
-        _add_entity(app, engine, table, ActorDep, _body_models(table), _schema, _audit_rows)
+        _add_entity(app, engine, table, ActorDep, body_models(table), _schema, _audit_rows)
     return app
 
 
@@ -496,10 +385,10 @@ def _add_entity(
     audit_fn: Any,
 ) -> None:
     create_m, update_m = models
-    may_write = app.state.role_dep(WRITE_ROLES, "create records")
-    may_change = app.state.role_dep(WRITE_ROLES, "change records")
-    may_delete = app.state.role_dep(DELETE_ROLES, "delete records")
-    filters = _filterable(table)
+    write_check = app.state.role_dep(WRITE_ROLES, "create records")
+    change_check = app.state.role_dep(WRITE_ROLES, "change records")
+    delete_check = app.state.role_dep(DELETE_ROLES, "delete records")
+    filters = filterable(table)
     cols = {c.name: c for c in user_columns(table)}
     tag = table
 
@@ -508,8 +397,8 @@ def _add_entity(
         actor: ActorDep,
         page: int = Query(1, ge=1, le=1_000_000),
         page_size: int = Query(50, ge=1, le=500),
-        date_from: date | None = Query(None, description="first date (main date column)"),
-        date_to: date | None = Query(None, description="last date (main date column)"),
+        date_from: IsoDate | None = Query(None, description="first date (main date column)"),
+        date_to: IsoDate | None = Query(None, description="last date (main date column)"),
         include_deleted: bool = Query(False, description="include soft-deleted records"),
     ) -> JSONResponse:
         f = {}
@@ -572,7 +461,7 @@ def _add_entity(
     )
 
     def create_record(
-        actor: Annotated[Actor, Depends(may_write)],
+        actor: Annotated[Actor, Depends(write_check)],
         body: create_m,  # type: ignore[valid-type]
     ) -> dict[str, Any]:
         data = body.model_dump(exclude_unset=True)  # type: ignore[attr-defined]
@@ -589,7 +478,7 @@ def _add_entity(
     )
 
     def update_record(
-        actor: Annotated[Actor, Depends(may_change)],
+        actor: Annotated[Actor, Depends(change_check)],
         record_id: RecordId,
         body: update_m,  # type: ignore[valid-type]
     ) -> dict[str, Any]:
@@ -607,7 +496,7 @@ def _add_entity(
     )
 
     def delete_record(
-        actor: Annotated[Actor, Depends(may_delete)],
+        actor: Annotated[Actor, Depends(delete_check)],
         record_id: RecordId,
         version: int = Query(..., ge=1, le=INT32_MAX, description="version last read"),
     ) -> dict[str, Any]:

@@ -224,12 +224,11 @@ def check_nrrd(path: Path) -> None:
         if dirs.ndim != 2 or dirs.shape != (len(sizes), 3):
             raise _fail(path, "field 'space directions' does not match the sizes")
         spatial = dirs[-3:]
-        _check_geometry(
-            path, np.linalg.norm(spatial, axis=1), spatial.T, "field 'space directions'"
-        )
+        norms = np.linalg.norm(spatial, axis=1).tolist()
+        _check_geometry(path, norms, spatial.T, "field 'space directions'")
     elif "spacings" in header:
-        sp = np.asarray(header["spacings"], dtype=float)[-3:]
-        _check_geometry(path, [float(x) for x in sp], None, "")
+        sp = np.asarray(header["spacings"], dtype=float)[-3:].tolist()
+        _check_geometry(path, sp, None, "")
     if "space origin" in header:
         origin = np.asarray(header["space origin"], dtype=float)
         if not np.all(np.isfinite(origin)):

@@ -164,11 +164,11 @@ def _points(items: Sequence[Any]) -> np.ndarray | None:
 def check_plan_limits(plan: Plan, source: str | None = None) -> None:
     """Raise `InputError` when `plan` asks for more work than `plan_limits()` allows."""
     settings: IreSimulationSettings | LaserSimulationSettings | None
+    items: Sequence[Probe] | Sequence[Fibre]
     if plan.modality == "ire":
         check_ire_limits(plan.probes, plan.pairs, source)
         settings = plan.ire_simulation
-        section = "ire_simulation"
-        items: Sequence[Any] = plan.probes
+        section, items = "ire_simulation", plan.probes
     else:
         check_laser_limits(plan.fibres, plan.illuminations, plan.laser_simulation, source)
         settings = plan.laser_simulation

@@ -263,8 +263,8 @@ class Plan(_Model):
     @field_validator("probes", "pairs", "fibres", "illuminations")
     @classmethod
     def _modality_fields(cls, v: list[Any], info: ValidationInfo) -> list[Any]:
-        modality = info.data.get("modality")
-        own = {"ire": ("probes", "pairs"), "laser": ("fibres", "illuminations")}.get(str(modality))
+        modality = str(info.data.get("modality"))
+        own = {"ire": ("probes", "pairs"), "laser": ("fibres", "illuminations")}.get(modality)
         if v and own is not None and info.field_name not in own:
             kind = "laser" if modality == "ire" else "IRE"
             raise ValueError(

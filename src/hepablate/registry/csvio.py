@@ -138,7 +138,12 @@ def _read_csv(path: Path, table: str) -> list[tuple[int, dict[str, str | None]]]
                 raise ValidationError(
                     f"{name} line {reader.line_num}", None, "more values than header columns"
                 )
-            rows.append((reader.line_num, {str(k): unescape_cell(v) for k, v in row.items()}))
+            rows.append(
+                (
+                    reader.line_num,
+                    {k: "" if v is None else unescape_cell(v) for k, v in row.items()},
+                )
+            )
     except csv.Error as exc:  # e.g. a field over csv.field_size_limit() (128 KiB)
         raise ValidationError(
             f"{name} line {reader.line_num + 1}", None, f"not CSV ({exc})"
@@ -326,9 +331,9 @@ def escape_cell(text: str) -> str:
     return text
 
 
-def unescape_cell(text: str | None) -> str | None:
+def unescape_cell(text: str) -> str:
     """Inverse of `escape_cell` on import: drop the quote before = + - @ tab CR or a quote."""
-    if text is not None and len(text) > 1 and text[0] == "'" and text[1] in (*FORMULA_START, "'"):
+    if len(text) > 1 and text[0] == "'" and text[1] in (*FORMULA_START, "'"):
         return text[1:]
     return text
 
