@@ -32,7 +32,7 @@ def main() -> None:
     import hepablate
     from hepablate.anatomy.tissues import load_tissue_table
     from hepablate.devices import load_device_table
-    from hepablate.modalities.ire.engine import IreSession
+    from hepablate.physics.ire.session import IreSession
     from hepablate.phantoms import build_phantom, ire_example_spec, laser_example_spec
     from hepablate.plans.model import (
         EvaluationSettings,

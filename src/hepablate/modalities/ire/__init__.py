@@ -219,6 +219,11 @@ class IreModality:
                 for p in plan.probes
             ],
             safety,
+            paths=session.paths
+            if session.paths is not None
+            and session.paths.case is case
+            and session.paths.safety_distance_mm == safety
+            else None,
         )
         warnings += path_w
         if clearance is not None:

@@ -93,6 +93,7 @@ class IrePlanner:
         self.fit_cache: ByteBudgetCache[tuple, tuple[float, Layout2D]] = ByteBudgetCache()
         """Layout fits per (projected points, layout, tumour weight, widest pair)."""
         self.session = engine if isinstance(engine, IreSession) else IreSession(engine)
+        self.session.paths = self.paths  # the final evaluation checks the same paths
         """The engine with the nonlinear results of recently confirmed cycles remembered (the
         final `evaluate` of the chosen plan reuses them)."""
 

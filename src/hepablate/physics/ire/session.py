@@ -41,6 +41,8 @@ class IreSession:
         self.problem = engine
         self._cycles: ByteBudgetCache[tuple, Any] = ByteBudgetCache(max_entries=max_cycles)
         self.solves = 0
+        self.paths: Any = None
+        """A `PathMap` of the case kept with the engine (the planner's), for path checks."""
 
     @classmethod
     def for_grid(
