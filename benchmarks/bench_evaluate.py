@@ -32,8 +32,8 @@ def main() -> None:
     import hepablate
     from hepablate.anatomy.tissues import load_tissue_table
     from hepablate.devices import load_device_table
-    from hepablate.physics.ire.session import IreSession
     from hepablate.phantoms import build_phantom, ire_example_spec, laser_example_spec
+    from hepablate.physics.ire.session import IreSession
     from hepablate.plans.model import (
         EvaluationSettings,
         Fibre,

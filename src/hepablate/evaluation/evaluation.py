@@ -268,3 +268,44 @@ def assemble_evaluation(
     return Evaluation(
         plan, run.grid, run.structures, region, run.zone, run.maps, zm, case, refs, run.details
     )
+
+
+def nothing_delivered(
+    case: Case,
+    plan: Plan,
+    grid: Volume,
+    structures: dict[str, np.ndarray],
+    why: PlanWarning,
+    refs: dict[str, float],
+    parameters: list[Parameter],
+    *,
+    command: str = "",
+) -> Evaluation:
+    """The evaluation of a plan that delivers nothing (its planner found no placement): an
+    empty zone on `grid`, with the planner's statement `why` as the error that makes it
+    infeasible. (`evaluate` itself refuses such a plan: there is nothing to simulate.)"""
+    from hepablate.evaluation.criteria import load_criteria
+    from hepablate.pipeline import resolve_settings
+
+    t0 = time.perf_counter()
+    table = load_criteria()
+    run = EngineRun(
+        plan=plan,
+        grid=grid,
+        structures=structures,
+        zone=np.zeros(grid.array.shape, dtype=bool),
+        maps={},
+        metrics={},
+        warnings=[why],
+        refs=refs,
+        parameters=parameters,
+    )
+    return assemble_evaluation(
+        case,
+        run,
+        resolve_settings(plan.evaluation, table),
+        table,
+        lambda region, zm: Assessment(),
+        started_s=t0,
+        command=command,
+    )

@@ -26,7 +26,6 @@ Search (docs/planning-laser.md):
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -484,12 +483,7 @@ def plan_laser(
         stats.update(fibre_spacing_mm=best.spacing_mm, energy_per_illumination_j=best.energy_j)
     draft = Plan(
         modality="laser",
-        case=CaseRef(
-            case_id=case.case_id,
-            path=None if case.root is None else str(case.root),
-            target=case.target_id,
-            margin_mm=case.margin_mm,
-        ),
+        case=CaseRef.of(case),
         fibres=[] if best is None else best.fibres,
         illuminations=[] if best is None else best.illuminations,
         laser_simulation=settings,
@@ -504,8 +498,23 @@ def plan_laser(
     )
     draft = draft.model_copy(update={"planning": record})
     if best is None:
-        raise_nothing = PlanWarning(level="error", code="no_feasible_layout", message=reason)
-        return _nothing_planned(case, draft, raise_nothing, tissues, devices, command)
+        from hepablate.evaluation.evaluation import nothing_delivered
+        from hepablate.modalities.laser import laser_parameters, laser_refs
+        from hepablate.physics.grid import planning_grid, resample_structures
+        from hepablate.physics.laser.simulate import domain_box
+
+        lo, hi = domain_box(case, np.zeros((0, 3)), settings)
+        grid = planning_grid(case.grid, settings.grid_spacing_mm, lo, hi)
+        return nothing_delivered(
+            case,
+            draft,
+            grid,
+            resample_structures(case.structures, case.grid, grid),
+            PlanWarning(level="error", code="no_feasible_layout", message=reason),
+            laser_refs(devices, planner.safety_mm),
+            laser_parameters(tissues, devices),
+            command=command,
+        )
     known = KnownRun(plan_fingerprint(draft), settings, confirmed["result"]) if confirmed else None
     return evaluate(
         case,
@@ -514,51 +523,5 @@ def plan_laser(
         devices=devices,
         progress=progress,
         engine=known,
-        command=command,
-    )
-
-
-def _nothing_planned(
-    case: Case,
-    plan: Plan,
-    why: PlanWarning,
-    tissues: TissueTable,
-    devices: DeviceTable,
-    command: str,
-) -> Evaluation:
-    """The evaluation of a plan without fibres: an empty zone on the default grid, with the
-    planner's reason as the error that makes it infeasible."""
-    from hepablate.evaluation.criteria import load_criteria
-    from hepablate.evaluation.evaluation import Assessment, EngineRun, assemble_evaluation
-    from hepablate.modalities.laser import laser_parameters, laser_refs
-    from hepablate.physics.grid import planning_grid, resample_structures
-    from hepablate.physics.laser.simulate import domain_box
-    from hepablate.pipeline import resolve_settings
-
-    t0 = time.perf_counter()
-    table = load_criteria()
-    settings = resolve_settings(plan.evaluation, table)
-    sim = plan.laser_simulation or LaserSimulationSettings()
-    lo, hi = domain_box(case, np.zeros((0, 3)), sim)
-    grid = planning_grid(case.grid, sim.grid_spacing_mm, lo, hi)
-    structures = resample_structures(case.structures, case.grid, grid)
-    run = EngineRun(
-        plan=plan,
-        grid=grid,
-        structures=structures,
-        zone=np.zeros(grid.array.shape, dtype=bool),
-        maps={},
-        metrics={},
-        warnings=[why],
-        refs=laser_refs(devices, float(settings.path_safety_distance_mm or 0.0)),
-        parameters=laser_parameters(tissues, devices),
-    )
-    return assemble_evaluation(
-        case,
-        run,
-        settings,
-        table,
-        lambda region, zm: Assessment(),
-        started_s=t0,
         command=command,
     )

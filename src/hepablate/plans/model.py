@@ -218,6 +218,16 @@ class CaseRef(_Model):
     target: str | None = None
     margin_mm: float | None = None
 
+    @classmethod
+    def of(cls, case: Any) -> CaseRef:
+        """The reference to a loaded `hepablate.case.Case`."""
+        return cls(
+            case_id=case.case_id,
+            path=None if case.root is None else str(case.root),
+            target=case.target_id,
+            margin_mm=case.margin_mm,
+        )
+
 
 def _schema_requires_version(schema: dict[str, Any]) -> None:
     # Plan files must carry format_version (see `Plan._version_given`).

@@ -7,17 +7,13 @@ search's engine and grid (its remembered cycle results make that evaluation chea
 
 from __future__ import annotations
 
-import time
-
-import numpy as np
-
 from hepablate.anatomy.tissues import TissueTable, load_tissue_table
 from hepablate.case.model import Case
 from hepablate.core.progress import Progress
 from hepablate.devices.catalog import DeviceTable, load_device_table
 from hepablate.errors import InputError
 from hepablate.evaluation import load_planning_defaults
-from hepablate.evaluation.evaluation import Evaluation
+from hepablate.evaluation.evaluation import Evaluation, nothing_delivered
 from hepablate.optimize.ire.model import IreEngine
 from hepablate.optimize.ire.options import IrePlanOptions, limits_from, search_threshold_v_per_cm
 from hepablate.optimize.ire.planner import IrePlanner
@@ -43,15 +39,6 @@ def default_engine(
     from hepablate.physics.ire import IreProblem
 
     return IreProblem.from_case(case, settings=settings, tissues=tissues, devices=devices)
-
-
-def case_ref(case: Case) -> CaseRef:
-    return CaseRef(
-        case_id=case.case_id,
-        path=None if case.root is None else str(case.root),
-        target=case.target_id,
-        margin_mm=case.margin_mm,
-    )
 
 
 def plan_ire(
@@ -81,7 +68,7 @@ def plan_ire(
     conf = found.confirmed
     plan = Plan(
         modality="ire",
-        case=case_ref(case),
+        case=CaseRef.of(case),
         probes=[] if conf is None else conf.probes,
         pairs=[] if conf is None else conf.pairs,
         ire_simulation=settings,
@@ -103,55 +90,23 @@ def plan_ire(
     )
     plan = plan.model_copy(update={"planning": record})
     if conf is None:
-        why = PlanWarning(level="error", code="no_layout", message=found.reason)
-        return _nothing_planned(case, plan, session, why, tissues, devices, command)
+        from hepablate.modalities.ire import ire_parameters, ire_refs
+
+        return nothing_delivered(
+            case,
+            plan,
+            session.grid,
+            session.structures,
+            PlanWarning(level="error", code="no_layout", message=found.reason),
+            ire_refs(tissues, devices, settings, planner.safety_mm),
+            ire_parameters(tissues, devices, settings),
+            command=command,
+        )
     return evaluate(
         case,
         plan,
         tissues=tissues,
         devices=devices,
         engine=session,
-        command=command,
-    )
-
-
-def _nothing_planned(
-    case: Case,
-    plan: Plan,
-    session: IreSession,
-    why: PlanWarning,
-    tissues: TissueTable,
-    devices: DeviceTable,
-    command: str,
-) -> Evaluation:
-    """The evaluation of a plan that delivers nothing (no layout was found): an empty zone on
-    the planning grid, with the search's statement as the error that makes it infeasible."""
-    from hepablate.evaluation.criteria import load_criteria
-    from hepablate.evaluation.evaluation import Assessment, EngineRun, assemble_evaluation
-    from hepablate.modalities.ire import ire_parameters, ire_refs
-    from hepablate.pipeline import resolve_settings
-
-    t0 = time.perf_counter()
-    table = load_criteria()
-    settings = resolve_settings(plan.evaluation, table)
-    sim = plan.ire_simulation or IreSimulationSettings()
-    run = EngineRun(
-        plan=plan,
-        grid=session.grid,
-        structures=session.structures,
-        zone=np.zeros(session.grid.array.shape, dtype=bool),
-        maps={},
-        metrics={},
-        warnings=[why],
-        refs=ire_refs(tissues, devices, sim, float(settings.path_safety_distance_mm or 0.0)),
-        parameters=ire_parameters(tissues, devices, sim),
-    )
-    return assemble_evaluation(
-        case,
-        run,
-        settings,
-        table,
-        lambda region, zm: Assessment(),
-        started_s=t0,
         command=command,
     )

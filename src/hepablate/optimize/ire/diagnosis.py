@@ -24,27 +24,11 @@ def thermal_plan_warnings(
     split_train_trials: float = 0,
 ) -> list[PlanWarning]:
     """What the planner did about predicted thermal damage at vessels and ducts (the
-    engine's own thermal warnings are kept as they are): trains split in two, voltage
+    engine's own thermal warnings, and the split trains, are the evaluation's): voltage
     raises refused (`refusals`, `fallbacks`: the search record's), and damage it could not
     avoid."""
     out: list[PlanWarning] = []
     thr = float(thermal_damage_omega)
-    split = []
-    for c in sorted({p.cycle for p in best.pairs}):
-        keys = [(p.anode, p.cathode) for p in best.pairs if p.cycle == c]
-        if len(set(keys)) < len(keys):
-            split.append(c)
-    if split:
-        out.append(
-            PlanWarning(
-                level="info",
-                code="split_trains",
-                message=f"cycle {', '.join(map(str, split))}: every pair is delivered as two "
-                "trains of half the pulses (all first halves, then all second halves) so "
-                "that the probes cool in between; this lowers the predicted thermal damage "
-                "at vessels and ducts (the zone does not change)",
-            )
-        )
     is_fallback = any(best is f for f in fallbacks)
     key = probes_key(best.probes)
     seen = set()

@@ -269,18 +269,14 @@ def outcome(
             direction_found=bool(found),
         )
         return IrePlanOutcome(None, reason, [], pl.grid, pl.structures, pl.region, lim, rec.stats)
-    notes = [
-        w
-        for w in thermal_plan_warnings(
-            best,
-            attempts,
-            thermal_damage_omega=pl.defaults.thermal_damage_omega.value,
-            refusals=rec.thermal_refusals,
-            fallbacks=rec.thermal_fallbacks,
-            split_train_trials=rec.stats.get("split_train_trials", 0),
-        )
-        if w.code != "split_trains"  # a property of the plan: the evaluation says it
-    ]
+    notes = thermal_plan_warnings(
+        best,
+        attempts,
+        thermal_damage_omega=pl.defaults.thermal_damage_omega.value,
+        refusals=rec.thermal_refusals,
+        fallbacks=rec.thermal_fallbacks,
+        split_train_trials=rec.stats.get("split_train_trials", 0),
+    )
     reason = ""
     if not covered(best, required) or over_limit(lim, best.pairs):
         reason = search_summary(
