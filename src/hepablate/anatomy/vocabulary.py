@@ -26,6 +26,15 @@ StructureName = Literal[
     "aorta",
     "spleen",
     "lung",
+    "pleura",
+    "heart",
+    "pericardium",
+    "colon",
+    "duodenum",
+    "pancreas",
+    "cartilage",
+    "muscle",
+    "fat",
 ]
 
 STRUCTURE_NAMES: tuple[str, ...] = StructureName.__args__  # type: ignore[attr-defined]
@@ -36,9 +45,28 @@ VESSELS: frozenset[str] = frozenset(
 )
 #: Bile ducts (IRE spares them; thermal damage to them is a complication).
 BILE_DUCTS: frozenset[str] = frozenset({"bile_duct"})
-#: Structures a needle path must not cross (other tumours are added per case).
+#: Hollow organs (a needle through them risks perforation, leak or infection).
+BOWEL: frozenset[str] = frozenset({"bowel", "colon", "duodenum", "stomach"})
+#: Structures a needle path must not cross (other tumours are added per case). `pleura` is the
+#: pleural recess below the lung edge (a transpleural path risks pneumothorax); `cartilage` is
+#: costal cartilage (a needle does not pass it). Muscle, fat, the diaphragm and the liver are
+#: passable: percutaneous paths cross them (intercostal paths cross the diaphragm).
 NO_GO: frozenset[str] = frozenset(
-    VESSELS | BILE_DUCTS | {"gallbladder", "bowel", "stomach", "kidney", "bone", "spleen", "lung"}
+    VESSELS
+    | BILE_DUCTS
+    | BOWEL
+    | {
+        "gallbladder",
+        "kidney",
+        "bone",
+        "cartilage",
+        "spleen",
+        "pancreas",
+        "lung",
+        "pleura",
+        "heart",
+        "pericardium",
+    }
 )
 
 #: Label values used by hepablate's own phantoms and label maps it writes.
@@ -59,6 +87,15 @@ DEFAULT_LABELS: dict[str, int] = {
     "aorta": 14,
     "spleen": 15,
     "lung": 16,
+    "pleura": 17,
+    "heart": 18,
+    "pericardium": 19,
+    "colon": 20,
+    "duodenum": 21,
+    "pancreas": 22,
+    "cartilage": 23,
+    "muscle": 24,
+    "fat": 25,
 }
 #: Tumours get labels 100, 101, ... in order of their ids.
 TUMOUR_LABEL_BASE = 100

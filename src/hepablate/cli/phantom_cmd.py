@@ -15,6 +15,7 @@ class Preset(StrEnum):
     ire = "ire"
     laser = "laser"
     block = "block"
+    torso = "torso"
 
 
 def register(app: typer.Typer) -> None:
@@ -24,7 +25,19 @@ def register(app: typer.Typer) -> None:
         preset: Preset = typer.Option(
             Preset.default,
             help="Starting point: default, ire "
-            "(sample a), laser (sample b) or block (homogeneous).",
+            "(sample a), laser (sample b), block (homogeneous) or torso (anatomical: ribs, "
+            "lungs, heart, Couinaud segments, ...).",
+        ),
+        position: str = typer.Option(
+            "dome",
+            help="Torso preset: tumour position (dome, posterior, caudate, subcapsular, "
+            "exophytic, perihilar, gallbladder, heart, ivc) or segment:I..VIII.",
+        ),
+        kind: str = typer.Option(
+            "hcc", help="Torso preset: hcc, metastasis or cholangiocarcinoma."
+        ),
+        voxel_mm: str | None = typer.Option(
+            None, help="Torso preset: anisotropic voxel size 'x,y,z' in mm, e.g. 0.7,0.7,2.5."
         ),
         tumour_diameter_mm: float | None = typer.Option(None, help="Target tumour diameter."),
         tumour_semi_axes_mm: str | None = typer.Option(
@@ -60,6 +73,26 @@ def register(app: typer.Typer) -> None:
                 f"unknown format '{fmt}'; expected one of {', '.join(CASE_FILE_FORMATS)}",
                 field="--format",
             )
+        if preset is Preset.torso:
+            case, description = _torso(
+                position, kind, tumour_diameter_mm, spacing_mm, voxel_mm, margin_mm, out, fmt
+            )
+            if json_out:
+                print_json(
+                    {
+                        "case_dir": str(out),
+                        "case_id": case.case_id,
+                        "format": fmt,
+                        "structures": sorted(case.structures),
+                        "segments": "couinaud.nii.gz",
+                    }
+                )
+            else:
+                typer.echo(
+                    f"wrote {out}/case.yaml ({fmt}, {len(case.structures)} structures) and "
+                    f"{out}/couinaud.nii.gz (segments I to VIII as labels 1 to 8)"
+                )
+            return
         if preset is Preset.block:
             spacing = (spacing_mm,) * 3 if spacing_mm else (1.0, 1.0, 1.0)
             case = b.build_block(
@@ -135,3 +168,40 @@ def register(app: typer.Typer) -> None:
             )
         else:
             typer.echo(f"wrote {out}/case.yaml ({fmt}, {len(case.structures)} structures)")
+
+
+def _torso(position, kind, diameter, spacing, voxel, margin, out, fmt):
+    """Build and write the torso preset with its Couinaud segment map."""
+    from pydantic import ValidationError
+
+    from hepablate.case.writer import write_case
+    from hepablate.core.output import atomic_output_dir
+    from hepablate.errors import InputError
+    from hepablate.imaging.images import write_image
+    from hepablate.phantoms import build_torso_anatomy, torso_spec
+
+    sp: float | tuple[float, ...] = spacing if spacing else 2.0
+    if voxel:
+        try:
+            sp = tuple(float(v) for v in voxel.split(","))
+            assert len(sp) == 3 and min(sp) > 0
+        except (ValueError, AssertionError):
+            raise InputError(
+                "expected three positive numbers 'x,y,z'", field="--voxel-mm"
+            ) from None
+    try:
+        spec = torso_spec(
+            position,
+            diameter_mm=diameter if diameter is not None else 25.0,
+            spacing_mm=sp,  # type: ignore[arg-type]
+            kind=kind,
+            margin_mm=margin if margin is not None else 5.0,
+        )
+    except ValidationError as exc:
+        msg = exc.errors()[0]["msg"].removeprefix("Value error, ")
+        raise InputError(msg, field="--position/--kind") from None
+    anat = build_torso_anatomy(spec)
+    with atomic_output_dir(out) as tmp:
+        write_case(anat.case, tmp, fmt, description=spec.description)
+        write_image(anat.segments, Path(tmp) / "couinaud.nii.gz")
+    return anat.case, spec.description

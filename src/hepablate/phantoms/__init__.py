@@ -12,8 +12,26 @@ from hepablate.phantoms.builder import (
     ire_suite_spec,
     laser_example_spec,
 )
+from hepablate.phantoms.torso import (
+    SEGMENTS,
+    TUMOUR_POSITIONS,
+    TorsoAnatomy,
+    TorsoSpec,
+    TorsoTumour,
+    build_torso,
+    build_torso_anatomy,
+    torso_spec,
+)
 
 __all__ = [
+    "TorsoSpec",
+    "TorsoTumour",
+    "TorsoAnatomy",
+    "torso_spec",
+    "build_torso",
+    "build_torso_anatomy",
+    "TUMOUR_POSITIONS",
+    "SEGMENTS",
     "PhantomSpec",
     "TumourSpec",
     "TubeSpec",
