@@ -48,3 +48,47 @@ def normalise_containment(structures: dict[str, np.ndarray]) -> dict[str, np.nda
                 body = body | m
         structures["body"] = body
     return structures
+
+
+#: A target tumour must have at least this fraction of its voxels inside the liver envelope ...
+MIN_TUMOUR_FRACTION_IN_LIVER = 0.5
+#: ... or at least this fraction of its surface (by area) on the liver: a subcapsular or
+#: exophytic tumour. Example from issue 12: a subcapsular tumour drawn as its own label was 16 %
+#: inside the liver envelope (a notch in the liver surface is not a hole to fill) while 81 % of
+#: its surface touched liver.
+MIN_TUMOUR_SURFACE_ON_LIVER = 0.2
+
+
+def surface_contact_fraction(
+    mask: np.ndarray, other: np.ndarray, spacing_mm: tuple[float, float, float]
+) -> float:
+    """Fraction of the surface area of `mask` (voxel faces, mm2; `spacing_mm` in (i, j, k)
+    order) whose neighbour across the face lies in `other` and not in `mask`. Faces on the
+    border of the grid count as surface without contact."""
+    sx, sy, sz = spacing_mm
+    area = {0: sx * sy, 1: sx * sz, 2: sy * sz}  # array axis 0 is k (z), 1 is j (y), 2 is i (x)
+    total = 0.0
+    touching = 0.0
+    for axis in range(3):
+        m = np.moveaxis(mask, axis, 0)
+        o = np.moveaxis(other & ~mask, axis, 0)
+        n_faces = 2 * int(m.sum()) - 2 * int((m[1:] & m[:-1]).sum())
+        n_touch = int((m[1:] & o[:-1]).sum()) + int((m[:-1] & o[1:]).sum())
+        total += n_faces * area[axis]
+        touching += n_touch * area[axis]
+    return touching / total if total > 0 else 0.0
+
+
+def tumour_liver_relation(
+    tumour: np.ndarray, liver: np.ndarray, spacing_mm: tuple[float, float, float]
+) -> tuple[float, float, str]:
+    """(fraction of voxels inside the liver envelope, fraction of the surface on the liver,
+    verdict): 'inside', 'subcapsular' (accepted: it touches the liver) or 'outside'."""
+    env = liver_envelope(liver)
+    n = int(tumour.sum())
+    inside = float((tumour & env).sum()) / n if n else 0.0
+    contact = surface_contact_fraction(tumour, liver, spacing_mm)
+    if inside >= MIN_TUMOUR_FRACTION_IN_LIVER:
+        return inside, contact, "inside"
+    verdict = "subcapsular" if contact >= MIN_TUMOUR_SURFACE_ON_LIVER else "outside"
+    return inside, contact, verdict

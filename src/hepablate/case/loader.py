@@ -6,16 +6,18 @@ from pathlib import Path
 
 import numpy as np
 
-from hepablate.anatomy.containment import liver_envelope, normalise_containment
+from hepablate.anatomy.containment import (
+    MIN_TUMOUR_FRACTION_IN_LIVER,
+    MIN_TUMOUR_SURFACE_ON_LIVER,
+    normalise_containment,
+    tumour_liver_relation,
+)
 from hepablate.case.model import Case
 from hepablate.case.spec import CaseSpec, StructureSpec, read_case_spec
 from hepablate.core.volume import Volume, resample_to
 from hepablate.errors import InputError
 from hepablate.imaging.images import read_image
 from hepablate.imaging.segments import Segment
-
-#: A target tumour must have at least this fraction of its voxels inside the liver.
-MIN_TUMOUR_FRACTION_IN_LIVER = 0.5
 
 
 def _detect_format(path: Path, declared: str) -> str:
@@ -229,16 +231,24 @@ def _validate(case: Case, spec_path: Path) -> None:
     liver = case.structures["liver"]
     if not liver.any():
         raise InputError("liver mask is empty", source=str(case.source_files.get("liver", where)))
-    liver = liver_envelope(liver)
     for key in case.tumour_keys:
         t = case.structures[key]
         if not t.any():
             continue
-        frac = float((t & liver).sum()) / float(t.sum())
-        if frac < MIN_TUMOUR_FRACTION_IN_LIVER:
+        inside, contact, verdict = tumour_liver_relation(t, liver, case.grid.spacing_mm)
+        tid = key.split(":", 1)[1]
+        if verdict == "outside":
             raise InputError(
-                f"tumour '{key.split(':', 1)[1]}' lies outside the liver "
-                f"({100 * frac:.0f} % of its voxels inside; at least "
-                f"{100 * MIN_TUMOUR_FRACTION_IN_LIVER:.0f} % expected)",
+                f"tumour '{tid}' lies outside the liver "
+                f"({100 * inside:.0f} % of its voxels inside and {100 * contact:.0f} % of its "
+                f"surface on the liver; at least {100 * MIN_TUMOUR_FRACTION_IN_LIVER:.0f} % "
+                f"inside, or {100 * MIN_TUMOUR_SURFACE_ON_LIVER:.0f} % of the surface on the "
+                "liver for a subcapsular or exophytic tumour, expected)",
                 source=str(case.source_files.get(key, where)),
+            )
+        if verdict == "subcapsular":
+            case.notes.append(
+                f"tumour '{tid}' is subcapsular or exophytic: {100 * inside:.0f} % of its voxels "
+                f"inside the liver envelope, {100 * contact:.0f} % of its surface on the liver; "
+                "accepted as a liver tumour"
             )

@@ -28,6 +28,8 @@ class Case:
     source_format: str = "nifti"
     """'dicom' when the CT came from a DICOM series (then outputs add DICOM SEG)."""
     dicom_reference: Path | None = None
+    notes: list[str] = field(default_factory=list)
+    """What validation noticed and accepted (e.g. a subcapsular tumour), for reports."""
 
     @property
     def target_key(self) -> str:

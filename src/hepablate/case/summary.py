@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 from scipy import ndimage
@@ -39,6 +39,8 @@ class CaseSummary:
     nearest_vessel: str | None
     nearest_vessel_gap_mm: float | None
     nearest_bile_duct_gap_mm: float | None
+    notes: list[str] = field(default_factory=list)
+    """What validation noticed and accepted (e.g. a subcapsular tumour)."""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -111,4 +113,5 @@ def summarise_case(case: Case) -> CaseSummary:
         nearest_vessel=best_vessel,
         nearest_vessel_gap_mm=None if best_gap is None else round(best_gap, 2),
         nearest_bile_duct_gap_mm=None if duct_gap is None else round(duct_gap, 2),
+        notes=list(case.notes),
     )

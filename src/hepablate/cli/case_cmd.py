@@ -51,5 +51,7 @@ def register(app: typer.Typer) -> None:
             else "no bile duct segmented"
         )
         out_console.print(f"nearest vessel: {vessel}; nearest bile duct: {duct}")
+        for note in s.notes:
+            out_console.print(f"note: {note}")
 
     app.add_typer(case_app, name="case")
