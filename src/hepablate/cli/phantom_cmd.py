@@ -16,6 +16,7 @@ class Preset(StrEnum):
     laser = "laser"
     block = "block"
     torso = "torso"
+    real_ct = "real-ct"
 
 
 def register(app: typer.Typer) -> None:
@@ -26,12 +27,14 @@ def register(app: typer.Typer) -> None:
             Preset.default,
             help="Starting point: default, ire "
             "(sample a), laser (sample b), block (homogeneous) or torso (anatomical: ribs, "
-            "lungs, heart, Couinaud segments, ...).",
+            "lungs, heart, Couinaud segments, ...) or real-ct (the real CT of examples/real-ct "
+            "with a synthetic tumour).",
         ),
         position: str = typer.Option(
             "dome",
             help="Torso preset: tumour position (dome, posterior, caudate, subcapsular, "
-            "exophytic, perihilar, gallbladder, heart, ivc) or segment:I..VIII.",
+            "exophytic, perihilar, gallbladder, heart, ivc) or segment:I..VIII. Real-ct preset: "
+            "portal, under_ribs, subcapsular, central, gallbladder or ivc.",
         ),
         kind: str = typer.Option(
             "hcc", help="Torso preset: hcc, metastasis or cholangiocarcinoma."
@@ -92,6 +95,24 @@ def register(app: typer.Typer) -> None:
                     f"wrote {out}/case.yaml ({fmt}, {len(case.structures)} structures) and "
                     f"{out}/couinaud.nii.gz (segments I to VIII as labels 1 to 8)"
                 )
+            return
+        if preset is Preset.real_ct:
+            from hepablate.phantoms.real_ct import REAL_CT_POSITIONS, build_real_ct_case
+
+            if position not in REAL_CT_POSITIONS:
+                raise InputError(
+                    f"unknown real-ct position '{position}'; expected one of "
+                    f"{', '.join(REAL_CT_POSITIONS)}",
+                    field="--position",
+                )
+            rc = build_real_ct_case(
+                position,
+                tumour_diameter_mm or 20.0,
+                margin_mm=margin_mm if margin_mm is not None else 5.0,
+            )
+            with atomic_output_dir(out) as tmp:
+                write_case(rc, tmp, fmt, description=rc.notes[0])  # type: ignore[arg-type]
+            typer.echo(f"wrote {out}/case.yaml ({fmt}, {len(rc.structures)} structures)")
             return
         if preset is Preset.block:
             spacing = (spacing_mm,) * 3 if spacing_mm else (1.0, 1.0, 1.0)
