@@ -301,7 +301,12 @@ def build_document(case: Case, plan: Plan, figs: dict[str, bytes]):
                     "absorption (mu_a) and reduced scattering (mu_s'), one at a time, on a "
                     "grid of at least 2.5 mm."
                 ),
-                _table(sensitivity_rows(plan)),
+                _table(sensitivity_rows(plan))
+                if sensitivity_rows(plan)
+                else Paragraph(
+                    "Not computed for this plan (laser_simulation.optical_sensitivity is off).",
+                    style="note",
+                ),
             ],
         ),
         Section(
