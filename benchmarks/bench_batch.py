@@ -81,7 +81,7 @@ def main() -> None:
         root = Path(tmp)
         spec = laser_example_spec().model_copy(update={"spacing_mm": (3.0, 3.0, 3.0)})
         write_case(build_phantom(spec), root / "case")
-        powers = [round(2.5 + 0.25 * i, 2) for i in range(args.n)]
+        powers = [round(2.5 + 2.5 * i / max(1, args.n - 1), 3) for i in range(args.n)]
         cols = ",".join(OPTIONS)
         vals = ",".join(str(v).lower() if isinstance(v, bool) else str(v) for v in OPTIONS.values())
         lines = [f"id,case,modality,power_w,{cols}"]

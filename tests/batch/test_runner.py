@@ -12,7 +12,8 @@ import pandas as pd
 
 from hepablate.batch import load_tasks, run_batch
 from hepablate.batch.store import ResultStore
-from tests.batch.conftest import FAST_LASER
+
+from ._helpers import FAST_LASER
 
 
 def _table(path, cases, powers, extra_rows=""):

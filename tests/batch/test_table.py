@@ -89,6 +89,7 @@ def test_sweep_expands_cases_times_grids(cases, tmp_path):
         ("case={c}/nowhere", "row 2 (b): case", "case directory not found"),
         ("grid_spacing_mm=-1", "row 2 (b): options.grid_spacing_mm", "greater than 0"),
         ("voltage=3000", "row 2 (b): options.voltage", "not an option of laser planning"),
+        ("power_w=7.5", "row 2 (b): options.power_w", "outside the device limits [0.5, 7] W"),
         ("modality=rfa", "row 2 (b): modality", "expected one of ire, laser"),
         ("tissue.liver.no_such=1", "row 2 (b): tissue.liver.no_such", "no entry"),
         ("tissue.liver.thermal=1", "row 2 (b): tissue.liver.thermal", "a group, not a value"),

@@ -300,6 +300,22 @@ def _check_values(kind: str, file: str | None, values: dict[str, Any], err) -> N
             raise err(f"{kind}.{path}", f"must be >= 0, got {value:g}")
 
 
+def _check_laser_limits(options: dict[str, Any], file: str | None, values: dict, err) -> None:
+    """Laser power and energies within the (row's) device table's limits."""
+    dev = device_table_for(file, values).laser
+    lo, hi = dev.power_limits_w.value
+    p = options.get("power_w")
+    if p is not None and not lo <= p <= hi:
+        raise err("options.power_w", f"power {p:g} W outside the device limits [{lo:g}, {hi:g}] W")
+    elo, ehi = dev.energy_limits_j.value
+    for e in options.get("energies_j") or []:
+        if not elo <= e <= ehi:
+            raise err(
+                "options.energies_j",
+                f"energy {e:g} J outside the device limits [{elo:g}, {ehi:g}] J",
+            )
+
+
 def validate_rows(
     rows: list[dict[str, Any]], mode: Mode, *, base_dir: str | Path, source: str = "table"
 ) -> list[Task]:
@@ -381,6 +397,8 @@ def validate_rows(
             if exc.source == source:
                 raise
             raise err("tissues/devices/criteria", str(exc)) from None
+        if modality == "laser" and mode == "plan":
+            _check_laser_limits(options, files["devices"], row.device, err)
         given = {
             **{f"options.{k}": v for k, v in row.options.items()},
             **{f"tissue.{k}": v for k, v in row.tissue.items()},
