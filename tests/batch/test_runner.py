@@ -101,3 +101,23 @@ def test_worker_killed_mid_run_loses_nothing(client, cases, tmp_path):
     assert {k: store.path(k).stat().st_mtime_ns for k in first} == first
     pids = {r["pid"] for r in (store.get(t.key) for t in tasks)}
     assert len(pids) >= 2
+
+
+def test_cli_sweep_writes_table_and_figures(run_cli, cases, tmp_path):
+    import yaml
+
+    base = {"modality": "laser", "options": dict(FAST_LASER)}
+    spec = {"base": base, "cases": [str(cases / "laser")], "grid": {"power_w": [3, 4]}}
+    s = tmp_path / "sweep.yaml"
+    s.write_text(yaml.safe_dump(spec))
+    out = tmp_path / "out"
+    r = run_cli("batch", "sweep", s, "--out", out, "--workers", "2", "--json")
+    assert r.code == 0, r.err
+    summary = json.loads(r.out)
+    assert (summary["rows"], summary["done"], summary["failed"]) == (2, 2, 0)
+    frame = pd.read_csv(out / "results.csv")
+    assert list(frame["id"]) == ["laser power_w=3", "laser power_w=4"]
+    assert (out / "figures" / "coverage_vs_options.power_w.png").exists()
+    # Again: nothing to compute, no cluster started.
+    r2 = run_cli("batch", "sweep", s, "--out", out)
+    assert r2.code == 0 and "0 computed, 2 reused, 0 failed" in r2.out
