@@ -20,9 +20,10 @@ def test_csv_rows_options_and_values(cases, tmp_path):
         tmp_path / "t.csv",
         f"id,case,modality,grid_spacing_mm,power_w,tissue.liver.optical_1064nm.mu_a_per_cm\n"
         f"a,{cases}/laser,laser,3,4,\n"
-        f"b,{cases}/laser,laser,3,,0.5\n",
+        f"007,{cases}/laser,laser,3,,0.5\n",
     )
     a, b = load_tasks(t, "plan")
+    assert b.id == "007"
     assert (a.id, a.row, a.modality) == ("a", 1, "laser")
     assert a.options["grid_spacing_mm"] == 3.0 and a.options["power_w"] == 4.0
     assert a.options["seed"] == 0  # defaults filled in: they are part of the key

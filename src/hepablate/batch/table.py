@@ -121,7 +121,7 @@ def _csv_rows(path: Path) -> list[dict[str, Any]]:
                 if value is None or col == "":
                     continue
                 if col in ROW_COLUMNS:
-                    row[col] = str(value)
+                    row[col] = (raw or "").strip()  # as written: an id "007" stays "007"
                 elif col.startswith("tissue."):
                     row["tissue"][col.removeprefix("tissue.")] = value
                 elif col.startswith("device."):
