@@ -77,6 +77,9 @@ def _local_cluster(workers: int, threads: int, numba_threads: int | None, retrie
             host="127.0.0.1",
             scheduler_port=0,
             dashboard_address=None,
+            # No dashboard; the scheduler's small HTTP server (health, metrics) on a free
+            # port of the loopback, not on 8787 of every interface.
+            scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"},
             env=thread_env(nb),
             silence_logs=50,
         )
