@@ -13,6 +13,7 @@ from hepablate.errors import HepablateError
 
 _COMMAND_MODULES = [
     "hepablate.cli.audit_cmd",
+    "hepablate.cli.batch_cmd",
     "hepablate.cli.case_cmd",
     "hepablate.cli.phantom_cmd",
     "hepablate.cli.plan_cmd",
