@@ -55,6 +55,7 @@ from hepablate.outcomes.grading import (
 )
 from hepablate.outcomes.proportions import clopper_pearson_interval, wilson_interval
 from hepablate.outcomes.published import MEASURES, load_published_series
+from hepablate.outcomes.responses import derive_responses, response_section
 from hepablate.outcomes.survival import (
     KaplanMeier,
     KmCiMethod,
@@ -826,6 +827,7 @@ def build_audit(
     completeness = _completeness(fr, dv, s, as_of)
     prog.advance()
     comparison = _comparison(groups, s.level)
+    responses = _responses(fr, dv, s, ["overall", *mods])
     prog.advance()
     prog.finish()
     from hepablate import __version__
@@ -845,9 +847,36 @@ def build_audit(
         "tests": tests,
         "completeness": completeness,
         "published_comparison": comparison,
+        "responses": responses,
         "published_laser_note": load_published_series().documents["laser"]["per_study_figures"],
     }
     return _clean(report), km_store
+
+
+def _responses(
+    fr: dict[str, pd.DataFrame], dv: _Derived, s: AuditSettings, names: list[str]
+) -> dict[str, Any]:
+    """RECIST 1.1 / mRECIST responses by time point and the stored-vs-derived discrepancies
+    (hepablate.outcomes.responses)."""
+    groups = {
+        g: set(dv.courses)
+        if g == "overall"
+        else {p for p in dv.courses if dv.patient_modality[p] == g}
+        for g in names
+    }
+    due = [(m, round(m * DAYS_PER_MONTH)) for m in s.schedule.months]
+    pts = fr["patients"]
+    code = {int(k): str(v) for k, v in zip(pts["id"], pts["patient_code"], strict=True)}
+    return response_section(
+        derive_responses(fr, dv.first_date),
+        groups,
+        dv.first_date,
+        due,
+        s.schedule.tolerance_days,
+        prop,
+        s.level,
+        code,
+    )
 
 
 def _tests(

@@ -16,6 +16,7 @@ from hepablate.core.output import atomic_output_dir
 from hepablate.core.progress import NullProgress, Progress
 from hepablate.outcomes.audit import AuditSettings, build_audit, read_registry
 from hepablate.outcomes.audit_figures import funnel_figure, km_figure
+from hepablate.outcomes.responses_render import response_section
 from hepablate.outcomes.survival import KaplanMeier
 from hepablate.report.document import (
     Align,
@@ -479,6 +480,7 @@ def build_document(report: dict[str, Any], figs: dict[str, bytes]) -> ReportDocu
             _subgroups(report, groups),
             _comparison(report, figs),
             _completeness(report),
+            *[x for x in [response_section(report, "8. Tumour response")] if x is not None],
         ],
         footer=f"hepablate audit - {site} - as of {report['as_of']}",
         landscape=True,
