@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, get_args
 
 from sqlalchemy import (
     Boolean,
@@ -34,21 +34,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-#: adverse_events.therapy, the vocabulary of `hepablate.outcomes.grading.Therapy` (a test
-#: keeps the two equal): grade-I therapies of Clavien-Dindo first, then grade II.
-THERAPY_CHOICES = (
-    "none",
-    "analgesic",
-    "antiemetic",
-    "antipyretic",
-    "diuretic",
-    "electrolyte",
-    "physiotherapy",
-    "pharmacological",
-    "transfusion",
-    "parenteral_nutrition",
-    "other",
-)
+from hepablate.outcomes.grading import Therapy
+
+#: adverse_events.therapy: the vocabulary of `hepablate.outcomes.grading.Therapy` (grade-I
+#: therapies of Clavien-Dindo first, then grade II), defined once there.
+THERAPY_CHOICES: tuple[str, ...] = get_args(Therapy)
 
 DIAGNOSES = ("hcc", "cholangiocarcinoma", "colorectal_metastasis", "other_metastasis", "other")
 SEXES = ("female", "male", "other", "unknown")
