@@ -20,27 +20,10 @@ import argparse
 import json
 import os
 import platform
-import re
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Any
-
-#: Words of an infeasible plan's reason that say what could open a path (approaches, patient
-#: position, options); recorded as found so that the suite shows when the planner says so.
-OPENING_WORDS = (
-    "would open",
-    "open a path",
-    "prone",
-    "decubitus",
-    "intercostal",
-    "subcostal",
-    "entry window",
-    "entry region",
-    "--entry",
-    "allow-angled",
-    "angled",
-)
 
 
 def _cpu() -> str:
@@ -75,26 +58,6 @@ def _commit() -> str | None:
         return None
 
 
-def blocking_structures(reason: str | None) -> list[str]:
-    """Structure names (the vocabulary's, plus other tumours) that an infeasible plan's reason
-    names, the 'stopped by' clause first; sorted, unique."""
-    from hepablate.anatomy.vocabulary import STRUCTURE_NAMES
-
-    if not reason:
-        return []
-    m = re.search(r"stopped by:?(.*)", reason)
-    text = m.group(1) if m else reason
-    names = {n for n in STRUCTURE_NAMES if re.search(rf"\b{n}\b", text)}
-    names |= set(re.findall(r"tumour:\w+", text))
-    return sorted(names - {"tumour", "liver"})
-
-
-def opening_hints(reason: str | None) -> list[str]:
-    """The `OPENING_WORDS` an infeasible plan's reason contains."""
-    low = (reason or "").lower()
-    return [w for w in OPENING_WORDS if w in low]
-
-
 def _angle_deg(a: Any, b: Any) -> float:
     import numpy as np
 
@@ -106,7 +69,13 @@ def _angle_deg(a: Any, b: Any) -> float:
 def run_case(case_id: str, grid_mm: float, mc_samples: int | None) -> dict[str, Any]:
     """Build and plan one suite case; never raises (an exception is a recorded error)."""
     import hepablate
-    from hepablate.phantoms.suite import build_suite_case, suite_case, suite_plan_options
+    from hepablate.phantoms.suite import (
+        blocking_structures,
+        build_suite_case,
+        opening_hints,
+        suite_case,
+        suite_plan_options,
+    )
 
     entry = suite_case(case_id)
     row: dict[str, Any] = {

@@ -17,6 +17,7 @@ class Preset(StrEnum):
     block = "block"
     torso = "torso"
     real_ct = "real-ct"
+    suite = "suite"
 
 
 def register(app: typer.Typer) -> None:
@@ -28,13 +29,19 @@ def register(app: typer.Typer) -> None:
             help="Starting point: default, ire "
             "(sample a), laser (sample b), block (homogeneous) or torso (anatomical: ribs, "
             "lungs, heart, Couinaud segments, ...) or real-ct (the real CT of examples/real-ct "
-            "with a synthetic tumour).",
+            "with a synthetic tumour) or suite (a case of the anatomical planning suite, "
+            "--suite-case).",
         ),
         position: str = typer.Option(
             "dome",
             help="Torso preset: tumour position (dome, posterior, caudate, subcapsular, "
             "exophytic, perihilar, gallbladder, heart, ivc) or segment:I..VIII. Real-ct preset: "
             "portal, under_ribs, subcapsular, central, gallbladder or ivc.",
+        ),
+        suite_case: str | None = typer.Option(
+            None,
+            help="Suite preset: the case id in src/hepablate/data/anatomy_suite.yaml, e.g. "
+            "torso-ire-posterior-25.",
         ),
         kind: str = typer.Option(
             "hcc", help="Torso preset: hcc, metastasis or cholangiocarcinoma."
@@ -113,6 +120,23 @@ def register(app: typer.Typer) -> None:
             with atomic_output_dir(out) as tmp:
                 write_case(rc, tmp, fmt, description=rc.notes[0])  # type: ignore[arg-type]
             typer.echo(f"wrote {out}/case.yaml ({fmt}, {len(rc.structures)} structures)")
+            return
+        if preset is Preset.suite:
+            from hepablate.phantoms.suite import build_suite_case
+            from hepablate.phantoms.suite import suite_case as get_suite_case
+
+            if not suite_case:
+                raise InputError("the suite preset needs a case id", field="--suite-case")
+            entry = get_suite_case(suite_case)
+            sc = build_suite_case(entry)
+            desc = (
+                f"anatomical suite case {entry.id}: {entry.diameter_mm:g} mm {entry.kind} at "
+                f"{entry.position} ({entry.phantom}, voxels "
+                f"{' x '.join(f'{v:g}' for v in entry.voxel_mm)} mm), for {entry.modality}"
+            )
+            with atomic_output_dir(out) as tmp:
+                write_case(sc, tmp, fmt, description=desc)  # type: ignore[arg-type]
+            typer.echo(f"wrote {out}/case.yaml ({fmt}, {len(sc.structures)} structures)")
             return
         if preset is Preset.block:
             spacing = (spacing_mm,) * 3 if spacing_mm else (1.0, 1.0, 1.0)

@@ -10,6 +10,7 @@ turns an entry into a `Case`, deterministically; `suite_plan_options` gives the 
 
 from __future__ import annotations
 
+import re
 from functools import cache
 from importlib import resources
 from typing import Any, Literal
@@ -151,3 +152,40 @@ def suite_plan_options(entry: SuiteCase, grid_mm: float, **extra: Any) -> dict[s
     """Keyword options for `hepablate.plan(case, entry.modality, **opts)`: the entry's options,
     the planning grid (mm) and any `extra` (e.g. monte_carlo_samples)."""
     return {**entry.options, **extra, "grid_spacing_mm": float(grid_mm)}
+
+
+#: Words of an infeasible plan's reason that say what could open a path (approaches, patient
+#: position, options); the suite records which it finds.
+OPENING_WORDS = (
+    "would open",
+    "open a path",
+    "prone",
+    "decubitus",
+    "intercostal",
+    "subcostal",
+    "entry window",
+    "entry region",
+    "--entry",
+    "allow-angled",
+    "angled",
+)
+
+
+def blocking_structures(reason: str | None) -> list[str]:
+    """Structure names (the vocabulary's, and other tumours) that an infeasible plan's reason
+    names, from its 'stopped by' clause when it has one; sorted, unique."""
+    from hepablate.anatomy.vocabulary import STRUCTURE_NAMES
+
+    if not reason:
+        return []
+    m = re.search(r"stopped by:?(.*)", reason)
+    text = m.group(1) if m else reason
+    names = {n for n in STRUCTURE_NAMES if re.search(rf"\b{n}\b", text)}
+    names |= set(re.findall(r"tumour:\w+", text))
+    return sorted(names - {"tumour", "liver"})
+
+
+def opening_hints(reason: str | None) -> list[str]:
+    """The `OPENING_WORDS` an infeasible plan's reason contains."""
+    low = (reason or "").lower()
+    return [w for w in OPENING_WORDS if w in low]
