@@ -122,12 +122,15 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"wrote {out}/case.yaml ({fmt}, {len(rc.structures)} structures)")
             return
         if preset is Preset.suite:
-            from hepablate.phantoms.suite import build_suite_case
-            from hepablate.phantoms.suite import suite_case as get_suite_case
+            from hepablate.phantoms.suite import build_suite_case, load_suite
 
-            if not suite_case:
-                raise InputError("the suite preset needs a case id", field="--suite-case")
-            entry = get_suite_case(suite_case)
+            entries = {c.id: c for c in load_suite()}
+            if suite_case not in entries:
+                raise InputError(
+                    f"expected a case id of the anatomical suite, e.g. {next(iter(entries))}",
+                    field="--suite-case",
+                )
+            entry = entries[suite_case]
             sc = build_suite_case(entry)
             desc = (
                 f"anatomical suite case {entry.id}: {entry.diameter_mm:g} mm {entry.kind} at "
