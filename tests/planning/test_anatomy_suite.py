@@ -20,6 +20,7 @@ from hepablate.phantoms.suite import (
     build_suite_case,
     load_suite,
     opening_hints,
+    select_cases,
     suite_case,
     suite_plan_options,
 )
@@ -99,6 +100,22 @@ def test_suite_cases_build_deterministically():
     # The inserted tumour is visible in the CT (metastasis: darker than the liver around it).
     t = a.structures["tumour:T1"]
     assert a.ct.array[t].mean() < a.ct.array[a.structures["liver"]].mean() - 30
+
+
+def test_unknown_suite_case_is_an_input_error(tmp_path, capsys):
+    from hepablate.cli import main
+    from hepablate.errors import InputError
+
+    with pytest.raises(InputError, match="no suite case 'nope'"):
+        suite_case("nope")
+    assert [c.id for c in select_cases(" torso-ire-dome-25 ,real-ct-ire-ivc-25")] == [
+        "torso-ire-dome-25",
+        "real-ct-ire-ivc-25",
+    ]
+    code = main(["phantom", "--preset", "suite", "--suite-case", "nope", "--out", str(tmp_path)])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "--suite-case" in err and len(err.strip().splitlines()) == 1
 
 
 def test_reason_parsing():
