@@ -16,6 +16,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from numpy.typing import ArrayLike  # noqa: E402
 from scipy import ndimage  # noqa: E402
 
 from hepablate.core.volume import Volume  # noqa: E402
@@ -83,6 +84,44 @@ def _plane_coords(axis: str, p: np.ndarray) -> tuple[float, float]:
         return float(p[0]), float(p[2])
     return float(p[1]), float(p[2])
 
+
+#: Patient-frame letter of each LPS axis direction (+x left, +y posterior, +z superior).
+_LETTERS = (("R", "L"), ("A", "P"), ("I", "S"))
+
+
+def orientation_letter(v: ArrayLike) -> str:
+    """The patient direction of an LPS vector: its dominant axis letter, with a second
+    letter where another axis holds more than 40 % of it (e.g. 'L', 'PS')."""
+    v = np.asarray(v, float) / max(float(np.linalg.norm(v)), 1e-12)
+    order = np.argsort(-np.abs(v))
+    out = ""
+    for k in order[:2]:
+        if k == order[0] or abs(v[k]) > 0.4:
+            out += _LETTERS[k][int(v[k] > 0)]
+    return out
+
+
+def draw_orientation(ax, right_lps: ArrayLike, up_lps: ArrayLike) -> None:
+    """Letters at the middle of each image edge: the patient direction that edge faces."""
+    style = {"fontsize": 10, "fontweight": "bold", "color": "#ffd700", "transform": ax.transAxes}
+    box = {"boxstyle": "round,pad=0.1", "fc": "black", "ec": "none", "alpha": 0.55}
+    r, u = np.asarray(right_lps, float), np.asarray(up_lps, float)
+    for text, x, y, ha, va in (
+        (orientation_letter(r), 0.985, 0.5, "right", "center"),
+        (orientation_letter(-r), 0.015, 0.5, "left", "center"),
+        (orientation_letter(u), 0.5, 0.985, "center", "top"),
+        (orientation_letter(-u), 0.5, 0.015, "center", "bottom"),
+    ):
+        ax.text(x, y, text, ha=ha, va=va, bbox=box, **style)
+
+
+#: (image right, image up) of each view in LPS: radiological convention, the patient's right
+#: on the viewer's left in axial and coronal views; anterior up (axial), superior up.
+VIEW_AXES = {
+    "axial": ((1.0, 0.0, 0.0), (0.0, -1.0, 0.0)),
+    "coronal": ((1.0, 0.0, 0.0), (0.0, 0.0, 1.0)),
+    "sagittal": ((0.0, 1.0, 0.0), (0.0, 0.0, 1.0)),
+}
 
 _AXIS_LABELS = {
     "axial": ("x (mm)  patient right <-> left", "y (mm)  anterior (up)"),
@@ -175,6 +214,7 @@ def _draw_plane(ax, grid, name, idx, overlays, background, needles) -> None:
     ax.set_ylabel(_AXIS_LABELS[name][1], fontsize=8)
     ax.tick_params(labelsize=7)
     ax.set_aspect("equal")
+    draw_orientation(ax, *VIEW_AXES[name])
 
 
 def _legend(fig, overlays, needles) -> None:
@@ -215,9 +255,13 @@ def oblique_slice(
     u_label: str = "across probes (mm)",
     v_label: str = "along probes (mm)",
     step_mm: float = 0.5,
+    marks: list[tuple[np.ndarray, str]] | None = None,
+    figsize: tuple[float, float] = (6.4, 5.6),
 ) -> bytes:
-    """The plane through `origin_lps_mm` spanned by unit vectors u, v (e.g. the probe axis and
-    the line through two probes), resampled (nearest for masks, linear for the background)."""
+    """The plane through `origin_lps_mm` spanned by unit vectors u (image right) and v (image
+    up), e.g. the probe axis and the line through two probes, resampled (nearest for masks,
+    linear for the background), with the patient direction of each edge lettered. `marks`:
+    points (LPS mm) drawn as crosses with a label (e.g. the tip positions of pull-backs)."""
     u = np.asarray(axis_u, float) / np.linalg.norm(axis_u)
     v = np.asarray(axis_v, float) / np.linalg.norm(axis_v)
     su = np.arange(-half_size_mm[0], half_size_mm[0] + 1e-9, step_mm)
@@ -236,7 +280,7 @@ def oblique_slice(
             cval=np.nan if order else 0.0,
         ).reshape(uu.shape)
 
-    fig, ax = plt.subplots(figsize=(6.4, 5.6))
+    fig, ax = plt.subplots(figsize=figsize)
     ext = (float(su[0]), float(su[-1]), float(sv[0]), float(sv[-1]))
     if background is not None:
         img = sample(background.array, 1)
@@ -278,12 +322,25 @@ def oblique_slice(
         ax.plot([c[0], b[0]], [c[1], b[1]], color=nd.colour, lw=2.2)
         if nd.label:
             ax.annotate(nd.label, b[:2], fontsize=7, xytext=(3, 3), textcoords="offset points")
+    for p, lab in marks or []:
+        d = np.asarray(p, float) - o
+        ax.plot(float(d @ u), float(d @ v), "x", color="#ffd700", ms=6, mew=1.5)
+        if lab:
+            ax.annotate(
+                lab,
+                (float(d @ u), float(d @ v)),
+                fontsize=7,
+                color="#ffd700",
+                xytext=(5, -3),
+                textcoords="offset points",
+            )
     ax.set_xlim(ext[0], ext[1])
     ax.set_ylim(ext[2], ext[3])
     ax.set_xlabel(u_label, fontsize=8)
     ax.set_ylabel(v_label, fontsize=8)
     ax.set_aspect("equal")
     ax.tick_params(labelsize=7)
+    draw_orientation(ax, u, v)
     if title:
         ax.set_title(title, fontsize=10)
     _legend(fig, overlays, needles)

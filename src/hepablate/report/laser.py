@@ -121,6 +121,8 @@ def figures(case: Case, ev: Evaluation) -> dict[str, bytes]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from hepablate.report.figures import VIEW_AXES, draw_orientation
+
     r = ev.details
     g = r.grid
     tgt = r.structures[case.target_key]
@@ -212,6 +214,7 @@ def figures(case: Case, ev: Evaluation) -> dict[str, bytes]:
                 origin="upper" if ylab.startswith("y") else "lower",
             )
             ax.plot(pts[:, 0], pts[:, 1], "w+", markersize=8)
+            draw_orientation(ax, *VIEW_AXES["axial" if ylab.startswith("y") else "coronal"])
             ax.set_title(title)
             ax.set_xlabel("x (LPS, mm)")
             ax.set_ylabel(ylab)
@@ -257,23 +260,94 @@ def _table(rows: list[list[str]], caption: str = "", widths: list[float] | None 
     return Table(header=rows[0], rows=rows[1:], caption=caption, col_widths=widths)
 
 
-def build_document(case: Case, plan: Plan, figs: dict[str, bytes]):
-    """The laser report as a generic `ReportDocument` (hepablate.report.document)."""
-    from hepablate.report.common import criteria_section, planning_section
-    from hepablate.report.document import Block, Figure, Paragraph, ReportDocument, Section
+def fibre_needles(plan: Plan) -> list[tuple[str, np.ndarray, np.ndarray, float]]:
+    """(label, first tip LPS mm, direction, illuminated span mm) of each fibre: the span runs
+    from the first tip back over its largest pull-back."""
+    out = []
+    for f in plan.fibres:
+        pulls = [il.pullback_mm for il in plan.illuminations if il.fibre == f.id]
+        out.append(
+            (
+                f"fibre {f.id}",
+                np.asarray(f.tip_lps_mm, float),
+                np.asarray(f.direction_lps, float),
+                max(pulls, default=0.0) + 2.0,  # 2 mm: the emitting end of a bare fibre
+            )
+        )
+    return out
 
+
+def anatomy_figure(case: Case, ev: Evaluation) -> bytes:
+    """Orthogonal slices through the target on the CT with the zone, target, vessels and the
+    other no-go structures, and the fibres (drawn for infeasible plans too)."""
+    from hepablate.report.figures import Needle, Overlay, orthogonal_slices
+    from hepablate.report.needles import GROUP_COLOURS, anatomy_overlays, ct_background
+
+    tumour = ev.structures[case.target_key]
+    overlays = [
+        Overlay(np.asarray(ev.zone, bool), GROUP_COLOURS["zone"], "zone", True, alpha=0.25),
+        Overlay(tumour, GROUP_COLOURS["tumour"], "tumour"),
+        Overlay(ev.region, GROUP_COLOURS["target"], "tumour + margin", linestyle="--"),
+        *anatomy_overlays(ev.structures, case.target_key),
+    ]
+    needles = []
+    for label, tip, d, span in fibre_needles(ev.plan):
+        f = next(x for x in ev.plan.fibres if f"fibre {x.id}" == label)
+        start = np.asarray(f.entry_lps_mm, float) if f.entry_lps_mm is not None else tip - 80 * d
+        needles.append(Needle(start, tip, tip - span * d, f.id, "black"))
+    return orthogonal_slices(
+        ev.grid,
+        ev.grid.with_array(tumour).centroid_lps_mm(),
+        overlays,
+        ct_background(case, ev.grid),
+        needles,
+        "Slices through the target centre",
+    )
+
+
+def build_document(case: Case, ev: Evaluation, figs: dict[str, bytes]):
+    """The laser report as a generic `ReportDocument` (hepablate.report.document)."""
+    from hepablate.case.summary import summarise_case
+    from hepablate.report.common import (
+        assumptions_table,
+        case_rows,
+        criteria_section,
+        planning_section,
+        provenance_section,
+        thermal_damage_section,
+        unsegmented_section,
+    )
+    from hepablate.report.document import Block, Figure, Paragraph, ReportDocument, Section
+    from hepablate.report.needles import needle_section
+
+    plan = ev.plan
     status = plan.status + (f": {plan.status_reason}" if plan.status_reason else "")
     warn_blocks: list[Block] = [
         Paragraph(f"[{w.code}] {w.message}", style=w.level) for w in plan.warnings
     ]
     captions = {
+        "anatomy": "Slices through the target centre on the CT (W400/L40): zone (green), tumour "
+        "(red), tumour + margin (orange dashed), vessels (blue), bile ducts (olive), bone "
+        "(white), lung (cyan), bowel (pink), other no-go organs (purple); fibres black (thick: "
+        "the illuminated span).",
         "temperature": "Maximum temperature (degC) through the target centre: zone (cyan), "
         "tumour (green), tumour + margin (white dashed), tip positions (+).",
         "damage": "Arrhenius damage log10(Omega); the zone is Omega >= 1 (cyan).",
         "tip_history": "Temperature at each tip position during its illumination (model value "
         "at the grid scale around the tip).",
     }
+    region_ml = float(np.count_nonzero(ev.region)) * ev.grid.voxel_volume_ml
+    head: list[Block] = [
+        Paragraph(f"Status: {status}", "info" if plan.status == "feasible" else "error"),
+        _table([["item", "value"], *case_rows(case, summarise_case(case), region_ml)], "", [1, 3]),
+    ]
+    from hepablate.anatomy.tissues import load_tissue_table
+
+    omega_thr = float(load_tissue_table().damage.arrhenius_omega_threshold.value)
+    safety = float(plan.evaluation.path_safety_distance_mm or 0.0) if plan.evaluation else 0.0
     sections = [
+        Section("Case", head),
+        unsegmented_section(case),
         Section(
             "Laser protocol sheet",
             [
@@ -293,6 +367,7 @@ def build_document(case: Case, plan: Plan, figs: dict[str, bytes]):
         Section("Predicted result", [_table(metric_rows(plan), "", [3, 1.5])]),
         criteria_section(plan),
         Section("Warnings", warn_blocks or [Paragraph("none")]),
+        thermal_damage_section(ev, omega_thr),
         Section(
             "Sensitivity to optical properties",
             [
@@ -310,30 +385,41 @@ def build_document(case: Case, plan: Plan, figs: dict[str, bytes]):
             ],
         ),
         Section(
-            "Temperature and damage",
+            "Images",
             [Figure(v, captions.get(k, k)) for k, v in figs.items()]
             or [Paragraph("no forward run", style="note")],
-            new_page=bool(figs),
+            new_page=True,
         ),
-        Section("Model", [Paragraph(_MODEL_TEXT, style="note")]),
+        needle_section(
+            case, fibre_needles(plan), safety, (ev.grid, np.asarray(ev.zone, bool)), "fibre"
+        ),
+        Section(
+            "Model, assumptions and sources",
+            [Paragraph(_MODEL_TEXT, style="note"), assumptions_table(plan)],
+            new_page=True,
+        ),
+        provenance_section(plan),
     ]
     record = planning_section(plan)
     if record is not None:
-        sections.insert(4, record)
+        sections.insert(6, record)
     prov = plan.provenance
     footer = f"hepablate {prov.hepablate_version}, {prov.created_utc}. " if prov else ""
     return ReportDocument(
         title="Laser ablation plan",
         subtitle=f"Case {case.case_id}, target {case.target_id}, margin {case.margin_mm:g} mm. "
-        f"Status: {status}.",
+        f"Status: {plan.status}.",
         sections=sections,
         footer=footer + "A planning aid: the clinician decides.",
     )
 
 
 def write_laser_report(out_dir: Path, case: Case, ev: Evaluation) -> list[Path]:
-    """report.html and report.pdf into `out_dir` (figures only when a forward run exists)."""
+    """report.html and report.pdf into `out_dir` (the anatomy always; temperature and damage
+    figures when a forward run exists)."""
     from hepablate.report.document import write_report
 
-    figs = figures(case, ev) if ev.details is not None else {}
-    return list(write_report(build_document(case, ev.plan, figs), out_dir))
+    figs = {"anatomy": anatomy_figure(case, ev)}
+    if ev.details is not None:
+        figs.update(figures(case, ev))
+    return list(write_report(build_document(case, ev, figs), out_dir))
