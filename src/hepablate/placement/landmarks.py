@@ -59,6 +59,9 @@ class RibCage:
     cartilage_lps_mm: np.ndarray
     """Costal cartilage voxel centres (n, 3); may be empty."""
     midline_x_mm: float
+    half_voxel_mm: np.ndarray = field(default_factory=lambda: np.full(3, 0.5))
+    """Half the voxel size along x, y, z (LPS mm): a path point within it of a rib voxel's
+    centre on every axis is inside that voxel."""
 
 
 @dataclass
@@ -134,8 +137,10 @@ def number_ribs(case: Case, skin: np.ndarray | None = None) -> RibCage:
     cart = case.structures.get("cartilage")
     cart_pts = _points(case, cart) if cart is not None and cart.any() else np.zeros((0, 3))
     mid = midline_x_mm(case, skin=skin)
+    g = case.grid
+    half = 0.5 * np.abs(np.asarray(g.direction, float) @ np.asarray(g.spacing_mm, float))
     if bone is None or not bone.any():
-        return RibCage([], cart_pts, mid)
+        return RibCage([], cart_pts, mid, half)
     half_w = float(np.abs(skin[:, 0] - mid).max()) if len(skin) else 150.0  # mm
     y_mid = 0.5 * float(skin[:, 1].min() + skin[:, 1].max()) if len(skin) else 0.0
     idx = np.argwhere(bone)
@@ -160,7 +165,7 @@ def number_ribs(case: Case, skin: np.ndarray | None = None) -> RibCage:
     for side, lst in comps.items():
         for rank, k in enumerate(_inferior_to_superior(lst, mid, y_mid)):
             ribs.append(Rib(12 - rank, side, lst[k]))
-    return RibCage(ribs, cart_pts, mid)
+    return RibCage(ribs, cart_pts, mid, half)
 
 
 def _inferior_to_superior(ribs: list[np.ndarray], mid: float, y_mid: float) -> list[int]:
@@ -209,11 +214,16 @@ def rib_space(cage: RibCage, entry: np.ndarray, tip: np.ndarray) -> str:
     )
     tree = cKDTree(allpts)
     dist, nn = tree.query(path)
+    # The nearest voxel centre of a regular grid is that of the voxel holding the point.
+    inside = np.all(np.abs(path - allpts[nn]) <= cage.half_voxel_mm[None, :] + 1e-9, axis=1)
+    hit = np.flatnonzero(inside)
+    if hit.size:
+        k = int(owner[nn[hit[0]]])
+        if k < 0:
+            return "through the costal cartilage"
+        return f"through rib {cage.ribs[k].number} ({cage.ribs[k].side})"
     i = int(np.argmin(dist))
     p = path[i]
-    if float(dist[i]) < 0.5 * 1.0 and owner[nn[i]] >= 0:
-        r = cage.ribs[int(owner[nn[i]])]
-        return f"through rib {r.number} ({r.side})"
     # Ribs (and cartilage) above and below the crossing point, near it horizontally.
     near = np.linalg.norm(allpts[:, :2] - p[None, :2], axis=1) <= RIB_SEARCH_MM
     above: tuple[float, int] | None = None
