@@ -2,7 +2,7 @@
 
 `path_structures` lists the structures along the path from the skin entry to the tip (each
 sample point named by the highest-priority structure there: the target, other tumours,
-no-go structures, diaphragm, liver, muscle, fat, then unlabelled body tissue).
+no-go structures, diaphragm, liver, muscle, fat, then unlabelled soft tissue).
 
 `structure_clearances` gives the closest distance of the path to each no-go structure
 separately, measured by the library's own path check (`PathMap.check_path`, the one the
@@ -58,7 +58,8 @@ def path_structures(
     case: Case, entry_lps_mm: np.ndarray, tip_lps_mm: np.ndarray, step_mm: float = 0.5
 ) -> list[PassedStructure]:
     """The structures the path passes from skin entry to tip, in order (nearest voxel per
-    sample; 'soft tissue' where the body has no other label)."""
+    sample; 'unlabelled soft tissue' where the body has no other label: skin, or tissue the
+    case does not segment)."""
     entry = np.asarray(entry_lps_mm, float)
     tip = np.asarray(tip_lps_mm, float)
     depth = float(np.linalg.norm(tip - entry))
@@ -66,7 +67,7 @@ def path_structures(
     pts = entry[None, :] + t[:, None] * unit(tip - entry)[None, :]
     ijk = np.rint(case.grid.lps_to_index(pts)).astype(int)
     ijk = np.clip(ijk, 0, np.array(case.grid.shape_ijk) - 1)
-    names = np.array(["soft tissue"] * len(t), dtype=object)
+    names = np.array(["unlabelled soft tissue"] * len(t), dtype=object)
     named = np.zeros(len(t), bool)
     for key in _priority(case):
         m = case.structures[key][ijk[:, 2], ijk[:, 1], ijk[:, 0]] & ~named

@@ -231,7 +231,8 @@ def _legend(fig, overlays, needles) -> None:
         else:
             handles.append(Line2D([], [], color=ov.colour, ls=ov.linestyle, label=ov.label))
     if needles:
-        handles.append(Line2D([], [], color="black", lw=2.2, label="probe (active part)"))
+        c = needles[0].colour
+        handles.append(Line2D([], [], color=c, lw=2.2, label="needle (thick: active part)"))
     fig.legend(
         handles=handles,
         loc="lower center",
@@ -284,9 +285,11 @@ def oblique_slice(
     ext = (float(su[0]), float(su[-1]), float(sv[0]), float(sv[-1]))
     if background is not None:
         img = sample(background.array, 1)
+        # Outside the image: shown as air, not as paper.
+        cmap = plt.get_cmap(background.cmap).with_extremes(bad="black")
         im = ax.imshow(
             img,
-            cmap=background.cmap,
+            cmap=cmap,
             vmin=background.vmin,
             vmax=background.vmax,
             extent=ext,
@@ -324,13 +327,13 @@ def oblique_slice(
             ax.annotate(nd.label, b[:2], fontsize=7, xytext=(3, 3), textcoords="offset points")
     for p, lab in marks or []:
         d = np.asarray(p, float) - o
-        ax.plot(float(d @ u), float(d @ v), "x", color="#ffd700", ms=6, mew=1.5)
+        ax.plot(float(d @ u), float(d @ v), "x", color="white", ms=6, mew=1.5)
         if lab:
             ax.annotate(
                 lab,
                 (float(d @ u), float(d @ v)),
                 fontsize=7,
-                color="#ffd700",
+                color="white",
                 xytext=(5, -3),
                 textcoords="offset points",
             )

@@ -231,6 +231,28 @@ def _pullbacks(probes: list[Probe]) -> dict[tuple[int, str], str]:
     return out
 
 
+def _entries(case: Case, probes: list[Probe]) -> dict[tuple[int, str], list[str]]:
+    """(cycle, id) -> [skin entry, depth] as table cells: the plan's, or where the plan has
+    none, from the library's path check (marked *)."""
+    from hepablate.placement.paths import PathMap
+
+    pm: PathMap | None = None
+    out = {}
+    for p in probes:
+        if p.entry_lps_mm is not None:
+            out[(p.cycle, p.id)] = [_vec(p.entry_lps_mm), _fmt(p.depth_mm)]
+            continue
+        pm = pm or PathMap(case, 0.0)
+        tip = np.asarray(p.tip_lps_mm, float)
+        e = pm.skin_entry(tip, np.asarray(p.direction_lps, float))
+        out[(p.cycle, p.id)] = (
+            ["- (no skin in the image)", "-"]
+            if e is None
+            else [_vec(e) + " *", f"{float(np.linalg.norm(tip - e)):.1f} *"]
+        )
+    return out
+
+
 def build_ire_document(
     case: Case,
     ev: Evaluation,
@@ -277,20 +299,21 @@ def build_ire_document(
         Paragraph(
             "Coordinates in the patient frame LPS (x to the patient's left, y posterior, z "
             "superior). Depth = skin entry to tip along the needle. Pull-back: how far the tip "
-            "is withdrawn along its needle from its position in the cycle before. "
+            "is withdrawn along its needle from its position in the cycle before. * entry "
+            "not stored in the plan: found by the path check along the probe's line. "
             + _parallel_note(plan.probes),
             "note",
         )
     ]
     if not cycles:
         pblocks.append(Paragraph("No probes: nothing to place.", "note"))
+    entries = _entries(case, plan.probes)
     for c in cycles:
         rows = [
             [
                 p.id,
                 _vec(p.tip_lps_mm),
-                _vec(p.entry_lps_mm),
-                _fmt(p.depth_mm),
+                *entries[(p.cycle, p.id)],
                 _fmt(p.exposure_mm),
                 pull[(c, p.id)],
                 _vec(p.direction_lps),
@@ -340,40 +363,45 @@ def build_ire_document(
     groups = max(
         1, int(np.ceil((plan.pairs[0].pulses if plan.pairs else 90) / max(pulses_per_group, 1)))
     )
-    doc.sections.append(
-        Section(
-            "Protocol sheet",
-            [
-                Table(
-                    [
-                        "#",
-                        "cycle",
-                        "pair",
-                        "spacing (mm)",
-                        "voltage (V)",
-                        "V/cm",
-                        "pulses",
-                        "width (us)",
-                        "predicted current (A)",
-                    ],
-                    prow,
-                    "Deliver in this order. Predicted currents from the nonlinear forward solve "
-                    "(generator limit: see assumptions).",
-                    col_widths=[0.4, 0.6, 1.8, 0.9, 0.9, 0.7, 0.7, 0.8, 1.2],
-                ),
-                Paragraph(
-                    f"ECG synchronisation: pulses are delivered synchronised to the ECG (absolute "
-                    f"refractory period, about 50 ms after the R wave) under general anaesthesia with "
-                    f"deep neuromuscular blockade. Each train of {plan.pairs[0].pulses if plan.pairs else 90}"
-                    f" pulses is given in {groups} groups of {pulses_per_group} with generator "
-                    "recharging between groups. Compare each pair's measured current with the "
-                    "prediction during the first pulses; if it approaches the generator limit, "
-                    "reduce that pair's voltage and re-evaluate the plan (hepablate simulate).",
-                    "normal",
-                ),
-            ],
+    if not plan.pairs:
+        doc.sections.append(
+            Section("Protocol sheet", [Paragraph("No pulse trains: nothing to deliver.", "note")])
         )
-    )
+    else:
+        doc.sections.append(
+            Section(
+                "Protocol sheet",
+                [
+                    Table(
+                        [
+                            "#",
+                            "cycle",
+                            "pair",
+                            "spacing (mm)",
+                            "voltage (V)",
+                            "V/cm",
+                            "pulses",
+                            "width (us)",
+                            "predicted current (A)",
+                        ],
+                        prow,
+                        "Deliver in this order. Predicted currents from the nonlinear forward solve "
+                        "(generator limit: see assumptions).",
+                        col_widths=[0.4, 0.6, 1.8, 0.9, 0.9, 0.7, 0.7, 0.8, 1.2],
+                    ),
+                    Paragraph(
+                        f"ECG synchronisation: pulses are delivered synchronised to the ECG (absolute "
+                        f"refractory period, about 50 ms after the R wave) under general anaesthesia with "
+                        f"deep neuromuscular blockade. Each train of {plan.pairs[0].pulses if plan.pairs else 90}"
+                        f" pulses is given in {groups} groups of {pulses_per_group} with generator "
+                        "recharging between groups. Compare each pair's measured current with the "
+                        "prediction during the first pulses; if it approaches the generator limit, "
+                        "reduce that pair's voltage and re-evaluate the plan (hepablate simulate).",
+                        "normal",
+                    ),
+                ],
+            )
+        )
     # ---- metrics
     mrows = [
         ["target coverage (tumour + margin in zone)", f"{100 * (m.target_coverage or 0):.2f} %"],
@@ -397,7 +425,7 @@ def build_ire_document(
         )
     fvh = figs.get("_fvh_rows")
     blocks = [Table(["metric", "value"], mrows, col_widths=[2, 2])]
-    if fvh is not None:
+    if fvh is not None and plan.probes:  # without probes there is no field to histogram
         hrows = []
         for name in fvh.fraction:
             hrows.append(

@@ -24,11 +24,13 @@ from hepablate.placement.passage import (
     structure_clearances,
 )
 from hepablate.placement.paths import PathMap
-from hepablate.report.document import Block, Figure, Paragraph, Section, Table
+from hepablate.report.document import Block, Figure, PageBreak, Paragraph, Section, Table
 from hepablate.report.figures import Background, Needle, Overlay, oblique_slice
 
 #: Abdominal soft-tissue window (HU): level 40, width 400.
 CT_WINDOW_HU = (-160.0, 240.0)
+#: Colour of the needle in its own view (gold: apart from every structure colour).
+NEEDLE_COLOUR = "#ffd700"
 #: Colours of the structure groups drawn in every image.
 GROUP_COLOURS = {
     "tumour": "#d62728",
@@ -130,7 +132,7 @@ def _view(
     overlays: list[Overlay],
     bg: Background | None,
     others: list[Needle],
-) -> bytes:
+) -> tuple[bytes, float]:
     """Oblique plane containing the needle, read like an axial CT tilted about the horizontal
     line across the needle (a gantry tilt): image right is the in-plane direction closest to
     the patient's left, image up the one closest to anterior (for a needle within 25 deg of
@@ -149,12 +151,13 @@ def _view(
     if up @ up_ref < 0:
         up = -up
     depth = float(np.linalg.norm(tip - entry))
-    beyond = 25.0  # mm shown around the path
+    beyond = 35.0  # mm shown around the path: the skin and the ribs beside the entry
     centre = 0.5 * (entry + tip)
     half_u = max(45.0, abs(float(d @ right)) * depth / 2 + beyond)
     half_v = max(45.0, abs(float(d @ up)) * depth / 2 + beyond)
-    me = Needle(entry, tip, tip - line.active_mm * d, line.name, "#00e5ff")
-    return oblique_slice(
+    me = Needle(entry, tip, tip - line.active_mm * d, "", NEEDLE_COLOUR)
+    size = (6.4, max(3.5, min(7.0, 6.4 * half_v / half_u)))
+    png = oblique_slice(
         case.grid,
         centre,
         right,
@@ -166,9 +169,12 @@ def _view(
         f"Plane of {line.name}",
         u_label="mm",
         v_label="mm",
-        marks=[(p, lab) for lab, p in line.positions] if len(line.positions) > 1 else None,
-        figsize=(6.4, max(3.5, min(8.0, 6.4 * half_v / half_u))),
+        marks=[(p, str(i)) for i, (_, p) in enumerate(line.positions, 1)]
+        if len(line.positions) > 1
+        else None,
+        figsize=size,
     )
+    return png, size[1] / size[0]
 
 
 def needle_section(
@@ -212,7 +218,9 @@ def needle_section(
             style="note",
         )
     ]
-    for ln in lines:
+    for n, ln in enumerate(lines):
+        if n:
+            blocks.append(PageBreak())  # one page per needle line, its tables with its view
         chk = pm.check_path(ln.tip_lps_mm, ln.direction_lps)
         title = " = ".join(lab for lab, _ in ln.positions)
         if chk.entry_lps_mm is None:
@@ -226,11 +234,17 @@ def needle_section(
             continue
         entry = np.asarray(chk.entry_lps_mm, float)
         others = [
-            Needle(o.tip_lps_mm - 30.0 * o.direction_lps, o.tip_lps_mm, o.tip_lps_mm, "", "#00e5ff")
+            Needle(
+                o.tip_lps_mm - 30.0 * o.direction_lps,
+                o.tip_lps_mm,
+                o.tip_lps_mm - o.active_mm * o.direction_lps,
+                "",
+                NEEDLE_COLOUR,
+            )
             for o in lines
             if o is not ln
         ]
-        png = _view(case, ln, entry, overlays, bg, others)
+        png, aspect = _view(case, ln, entry, overlays, bg, others)
         de = describe_entry(case, entry, ln.tip_lps_mm, cage, skin)
         rows = [
             ["skin entry (LPS mm)", _vec(entry)],
@@ -271,9 +285,10 @@ def needle_section(
                 png,
                 f"{title}: oblique plane containing the {what}, on the CT "
                 "(abdominal window W400/L40) where the case has one; zone green, target red, "
-                "this needle cyan (thick: active part), other needles cyan stubs; yellow "
-                "crosses: the tip positions on this line.",
-                0.8,
+                "this needle gold (thick: active part), other needles gold stubs; white "
+                "crosses numbered 1, 2, ...: the tip positions in the order of the title.",
+                # At most about 105 mm high on the A4 page (180 mm text width).
+                min(0.8, 105.0 / (aspect * 180.0)),
             ),
             Table(
                 ["passes", "from - to (mm from skin)", "length (mm)"],
