@@ -174,3 +174,20 @@ def test_orientation_letters_follow_the_lps_frame() -> None:
     plt.close(fig)
     assert where["R"][0] < 0.5 < where["L"][0]
     assert where["A"][1] > 0.5 > where["P"][1]
+
+
+def test_a_grid_stored_with_reversed_axes_is_drawn_in_lps_order() -> None:
+    from hepablate.core.volume import Volume
+    from hepablate.report.figures import lps_aligned
+
+    rng = np.random.default_rng(0)
+    arr = rng.random((4, 5, 6))
+    ident = Volume(arr, (1.0, 2.0, 3.0), (-10.0, -20.0, 0.0))
+    # The same voxels stored with i and j reversed (direction diag(-1, -1, 1)), as in the real CT.
+    far = ident.index_to_lps(np.array([5.0, 4.0, 0.0]))
+    rev = Volume(arr[:, ::-1, ::-1], (1.0, 2.0, 3.0), tuple(far), np.diag([-1.0, -1.0, 1.0]))
+    assert np.allclose(rev.index_to_lps(np.array([0.0, 0.0, 0.0])), far)
+    grid, (a,) = lps_aligned(rev, [rev.array])
+    assert np.allclose(grid.direction, np.eye(3))
+    assert np.allclose(grid.origin_lps_mm, ident.origin_lps_mm)
+    assert np.array_equal(a, arr)

@@ -53,6 +53,26 @@ class Needle:
     colour: str = "black"
 
 
+def lps_aligned(grid: Volume, arrays: list[np.ndarray]) -> tuple[Volume, list[np.ndarray]]:
+    """`grid` and `arrays` (on it, k, j, i) flipped so that i, j, k run along +x, +y, +z, for
+    a grid whose direction is a diagonal of +-1 (e.g. a CT stored with x and y reversed); the
+    slice views draw index order as LPS order, so without this such a CT would be shown
+    mirrored. Other grids are returned as they are."""
+    d = np.asarray(grid.direction, float)
+    if not np.allclose(np.abs(d), np.eye(3)) or np.all(np.diag(d) > 0):
+        return grid, arrays
+    flips = [a for a in range(3) if d[a, a] < 0]  # index axes i, j, k = array axes 2, 1, 0
+    far = np.array([grid.shape_ijk[a] - 1 if a in flips else 0 for a in range(3)], float)
+    axes = tuple(2 - a for a in flips)
+    out = Volume(
+        np.flip(grid.array, axis=axes),
+        grid.spacing_mm,
+        tuple(float(v) for v in grid.index_to_lps(far)),  # type: ignore[arg-type]
+        np.eye(3),
+    )
+    return out, [np.flip(np.asarray(a), axis=axes) for a in arrays]
+
+
 def png_bytes(fig) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
@@ -140,6 +160,13 @@ def orthogonal_slices(
 ) -> bytes:
     """Axial, coronal and sagittal slices through `centre_lps_mm` with overlays and needles
     (needles are projected onto each plane; thick where active)."""
+    import dataclasses
+
+    arrays = [o.mask for o in overlays] + ([background.array] if background is not None else [])
+    grid, arrays = lps_aligned(grid, arrays)
+    overlays = [dataclasses.replace(o, mask=m) for o, m in zip(overlays, arrays, strict=False)]
+    if background is not None:
+        background = dataclasses.replace(background, array=arrays[-1])
     ijk = np.rint(grid.lps_to_index(np.asarray(centre_lps_mm, float))).astype(int)
     ijk = np.clip(ijk, 0, np.array(grid.shape_ijk) - 1)
     index = {"axial": ijk[2], "coronal": ijk[1], "sagittal": ijk[0]}

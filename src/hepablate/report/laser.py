@@ -121,11 +121,14 @@ def figures(case: Case, ev: Evaluation) -> dict[str, bytes]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from hepablate.report.figures import VIEW_AXES, draw_orientation
+    from hepablate.report.figures import VIEW_AXES, draw_orientation, lps_aligned
 
     r = ev.details
-    g = r.grid
-    tgt = r.structures[case.target_key]
+    log_omega = np.log10(np.maximum(r.omega, 1e-3))
+    # Index order drawn as LPS order: flip a grid stored with reversed axes (lps_aligned).
+    g, (tgt, tmax_c, log_omega, zone, region) = lps_aligned(
+        r.grid, [r.structures[case.target_key], r.tmax_c, log_omega, r.zone, ev.region]
+    )
     cen = (
         np.argwhere(tgt).mean(axis=0).round().astype(int)
         if tgt.any()
@@ -147,15 +150,14 @@ def figures(case: Case, ev: Evaluation) -> dict[str, bytes]:
     ]
     tips = np.array([s.tip_lps_mm for s in r.shots])
     out: dict[str, bytes] = {}
-    log_omega = np.log10(np.maximum(r.omega, 1e-3))
     for name, arr, cmap, label, vmin, vmax in (
         (
             "temperature",
-            r.tmax_c,
+            tmax_c,
             "inferno",
             "maximum temperature (degC)",
             37.0,
-            max(100.0, float(np.percentile(r.tmax_c, 99.9))),
+            max(100.0, float(np.percentile(tmax_c, 99.9))),
         ),
         ("damage", log_omega, "viridis", "log10 Arrhenius Omega", -3.0, 3.0),
     ):
@@ -189,7 +191,7 @@ def figures(case: Case, ev: Evaluation) -> dict[str, bytes]:
                 aspect="equal",
             )
             ax.contour(
-                r.zone[sl].astype(float),
+                zone[sl].astype(float),
                 levels=[0.5],
                 colors="cyan",
                 linewidths=1.2,
@@ -197,7 +199,7 @@ def figures(case: Case, ev: Evaluation) -> dict[str, bytes]:
                 origin="upper" if ylab.startswith("y") else "lower",
             )
             ax.contour(
-                ev.region[sl].astype(float),
+                region[sl].astype(float),
                 levels=[0.5],
                 colors="white",
                 linewidths=1.0,
