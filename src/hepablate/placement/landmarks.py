@@ -366,7 +366,10 @@ def describe_entry(
     side = "left" if entry[0] > mid else "right"
     line, _ = _lines(case, skin, entry, side, mid)
     xt = xiphoid_tip_lps_mm(case, midline_x_mm(case, skin=skin), skin)
-    if xt is None:
+    bone = case.structures.get("bone")
+    if bone is None or not bone.any():
+        xiph = "xiphoid not known (bone not segmented)"
+    elif xt is None:
         xiph = "xiphoid not in the image"
     else:
         dz = float(entry[2] - xt[2])
