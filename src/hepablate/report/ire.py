@@ -119,7 +119,7 @@ def build_ire_figures(
         ),
     }
     cycles = sorted({p.cycle for p in plan.probes})
-    for c in cycles if len(cycles) > 1 else []:
+    for c in cycles:
         mine = [n for n, p in zip(needles, plan.probes, strict=True) if p.cycle == c]
         mids = np.array([0.5 * (n.active_start_lps_mm + n.tip_lps_mm) for n in mine])
         figs[f"cycle{c}"] = orthogonal_slices(
