@@ -162,9 +162,12 @@ def case_rows(case: Case, summary, region_ml: float) -> list[list[str]]:
     return rows
 
 
-def thermal_damage_section(ev, omega_threshold: float) -> Section:
+def thermal_damage_section(
+    ev, omega_threshold: float, tips: list[tuple[str, np.ndarray]] | None = None
+) -> Section:
     """Where predicted thermal damage (Arrhenius Omega >= threshold) lies: per structure,
-    its volume and where (centroid, LPS mm, and its distance from the target centre)."""
+    its volume and where (centroid, LPS mm, its distance from the target centre and the
+    nearest of `tips` (label, LPS mm): the needle positions that heat it)."""
     from hepablate.anatomy.vocabulary import base_name
 
     omega = ev.maps.get("thermal_omega")
@@ -191,15 +194,39 @@ def thermal_damage_section(ev, omega_threshold: float) -> Section:
         if not n:
             continue
         where = ev.grid.with_array(hit).centroid_lps_mm()
+        near = "-"
+        if tips:
+            dist = [float(np.linalg.norm(where - np.asarray(t, float))) for _, t in tips]
+            k = int(np.argmin(dist))
+            near = f"{tips[k][0]}: {dist[k]:.1f} mm"
         rows.append(
             [
                 "target tumour" if key == ev.case.target_key else key,
                 f"{n * ml:.2f}",
                 "(" + ", ".join(f"{v:.1f}" for v in where) + ")",
                 f"{float(np.linalg.norm(where - centre)):.1f}",
+                near,
             ]
         )
     rows.sort(key=lambda r: -float(r[1]))
+    # The critical_thermal_damage criterion counts each vessel's, duct's or organ's wall too.
+    extra = ev.plan.metrics.extra
+    walls = [
+        f"{k.split('.', 1)[1]} {v:.2f} ml"
+        for k, v in sorted(extra.items())
+        if k.startswith(("critical_damage_ml.", "thermal_damage_ml.")) and v > 0
+    ]
+    wall_note: list[Block] = (
+        [
+            Paragraph(
+                "With the one-voxel wall around each structure, as the critical_thermal_damage "
+                "criterion counts it: " + "; ".join(walls) + ".",
+                "note",
+            )
+        ]
+        if walls
+        else []
+    )
     return Section(
         title,
         [
@@ -214,10 +241,12 @@ def thermal_damage_section(ev, omega_threshold: float) -> Section:
                     "damaged (ml)",
                     "centre of the damage (LPS mm)",
                     "from target centre (mm)",
+                    "nearest tip",
                 ],
                 rows,
-                col_widths=[1.6, 1, 2.2, 1.3],
+                col_widths=[1.5, 0.9, 2, 1.2, 1.6],
             ),
+            *wall_note,
         ],
     )
 

@@ -467,7 +467,11 @@ def build_ire_document(
     record = planning_section(plan)
     if record is not None:
         doc.sections.append(record)
-    doc.sections.append(thermal_damage_section(ev, _omega_threshold()))
+    tips = [
+        (f"{p.id}" + (f" cycle {p.cycle}" if len(cycles) > 1 else ""), np.asarray(p.tip_lps_mm))
+        for p in plan.probes
+    ]
+    doc.sections.append(thermal_damage_section(ev, _omega_threshold(), tips))
     # ---- images
     img: list = []
     if "slices" in figs:

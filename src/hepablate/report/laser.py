@@ -279,6 +279,18 @@ def fibre_needles(plan: Plan) -> list[tuple[str, np.ndarray, np.ndarray, float]]
     return out
 
 
+def _shot_tips(plan: Plan) -> list[tuple[str, np.ndarray]]:
+    """(fibre and step, tip LPS mm) of every illumination (the first tip less its pull-back)."""
+    fib = {f.id: f for f in plan.fibres}
+    out = []
+    for il in plan.illuminations:
+        f = fib[il.fibre]
+        d = np.asarray(f.direction_lps, float)
+        d = d / np.linalg.norm(d)
+        out.append((f"{f.id} step {il.step}", np.asarray(f.tip_lps_mm, float) - il.pullback_mm * d))
+    return out
+
+
 def anatomy_figure(case: Case, ev: Evaluation) -> bytes:
     """Orthogonal slices through the target on the CT with the zone, target, vessels and the
     other no-go structures, and the fibres (drawn for infeasible plans too)."""
@@ -369,7 +381,7 @@ def build_document(case: Case, ev: Evaluation, figs: dict[str, bytes]):
         Section("Predicted result", [_table(metric_rows(plan), "", [3, 1.5])]),
         criteria_section(plan),
         Section("Warnings", warn_blocks or [Paragraph("none")]),
-        thermal_damage_section(ev, omega_thr),
+        thermal_damage_section(ev, omega_thr, _shot_tips(plan)),
         Section(
             "Sensitivity to optical properties",
             [
