@@ -1,8 +1,11 @@
-"""The IRE plan report (report.html + report.pdf).
+"""The IRE plan report (report.html + report.pdf; content: docs/report.md).
 
-Content (issue 4): the case, probe table, protocol sheet with ECG/pulse-group notes, metrics
-with a field-volume histogram, three orthogonal slices through the target and one along the
-probes, a 3D view, warnings, assumptions with sources, provenance.
+Its own parts: one probe table (with pull-backs) and one figure per cycle, the protocol sheet
+with ECG/pulse-group notes, coverage with a field-volume histogram, slices on the CT through
+the target and along the probes, the field, a 3D view. Shared with the laser report
+(`report.common`, `report.needles`): the case, the structures it does not segment, thermal
+damage, a page per needle, assumptions with sources, provenance. Infeasible plans keep their
+images.
 """
 
 from __future__ import annotations

@@ -1,6 +1,8 @@
 """Laser plan report: protocol sheet, metrics, warnings, sensitivity, temperature and damage
 views, built as a generic `ReportDocument` and written by `hepablate.report.document` as
-report.html (self-contained) and report.pdf.
+report.html (self-contained) and report.pdf (content: docs/report.md). The case, unsegmented
+structures, thermal damage, slices on the CT, a page per fibre, assumptions and provenance are
+the sections it shares with the IRE report (`report.common`, `report.needles`).
 
 Figures are drawn on the planning grid of the forward run (LPS mm, slices through the target
 centre): maximum temperature (degC) and Arrhenius damage (log10 Omega) with the zone (Omega
