@@ -128,8 +128,14 @@ def figures(case: Case, ev: Evaluation) -> dict[str, bytes]:
     r = ev.details
     log_omega = np.log10(np.maximum(r.omega, 1e-3))
     # Index order drawn as LPS order: flip a grid stored with reversed axes (lps_aligned).
-    g, (tgt, tmax_c, log_omega, zone, region) = lps_aligned(
-        r.grid, [r.structures[case.target_key], r.tmax_c, log_omega, r.zone, ev.region]
+    from hepablate.anatomy.vocabulary import VESSELS, base_name
+
+    vessels = np.zeros(r.zone.shape, bool)
+    for k, m in r.structures.items():
+        if base_name(k) in VESSELS:
+            vessels |= m
+    g, (tgt, tmax_c, log_omega, zone, region, vessels) = lps_aligned(
+        r.grid, [r.structures[case.target_key], r.tmax_c, log_omega, r.zone, ev.region, vessels]
     )
     cen = (
         np.argwhere(tgt).mean(axis=0).round().astype(int)
@@ -217,13 +223,24 @@ def figures(case: Case, ev: Evaluation) -> dict[str, bytes]:
                 extent=ext,
                 origin="upper" if ylab.startswith("y") else "lower",
             )
+            if vessels[sl].any():
+                ax.contour(
+                    vessels[sl].astype(float),
+                    levels=[0.5],
+                    colors="#4fa3ff",
+                    linewidths=1.0,
+                    extent=ext,
+                    origin="upper" if ylab.startswith("y") else "lower",
+                )
             ax.plot(pts[:, 0], pts[:, 1], "w+", markersize=8)
             draw_orientation(ax, *VIEW_AXES["axial" if ylab.startswith("y") else "coronal"])
             ax.set_title(title)
             ax.set_xlabel("x (LPS, mm)")
             ax.set_ylabel(ylab)
         fig.colorbar(im, ax=axes, label=label, shrink=0.85)
-        fig.suptitle("zone (cyan), tumour (green), tumour + margin (white dashed), tips (+)")
+        fig.suptitle(
+            "zone (cyan), tumour (green), tumour + margin (white dashed), vessels (blue), tips (+)"
+        )
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=90)
         plt.close(fig)
@@ -347,7 +364,8 @@ def build_document(case: Case, ev: Evaluation, figs: dict[str, bytes]):
         "(white), lung (cyan), bowel (pink), other no-go organs (purple); fibres black (thick: "
         "the illuminated span).",
         "temperature": "Maximum temperature (degC) through the target centre: zone (cyan), "
-        "tumour (green), tumour + margin (white dashed), tip positions (+).",
+        "tumour (green), tumour + margin (white dashed), vessels (blue: heat sinks), tip "
+        "positions (+).",
         "damage": "Arrhenius damage log10(Omega); the zone is Omega >= 1 (cyan).",
         "tip_history": "Temperature at each tip position during its illumination (model value "
         "at the grid scale around the tip).",
