@@ -96,6 +96,15 @@ def test_ire_report_pages_are_not_blank_and_hold_the_needle_views(ire_report) ->
         assert f"probe {p} cycle 1 = probe {p} cycle 2" in text
     assert "rib space" in text and "to the liver capsule" in text
     assert "closest distance" in text
+    # Each probe's entry window in its cycle table, as the landmarks module names it.
+    from hepablate.placement.landmarks import describe_entry
+    from hepablate.placement.paths import PathMap
+    from hepablate.report.probe_tables import _window
+
+    p1 = ev.plan.probes[0]
+    tip, d = np.asarray(p1.tip_lps_mm), np.asarray(p1.direction_lps)
+    de = describe_entry(ev.case, PathMap(ev.case, 0.0).skin_entry(tip, d), tip)
+    assert f"{_window(de.rib_space)}, {de.side}" in text
     # One probe table per cycle with the pull-back (10 mm in cycle 2).
     assert "Cycle 1 of 2" in text and "Cycle 2 of 2" in text
     assert "first position" in text and "10.0" in text

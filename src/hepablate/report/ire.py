@@ -20,7 +20,7 @@ from hepablate.core.volume import Volume
 from hepablate.evaluation import field_volume_histogram, lumen_mask
 from hepablate.evaluation.evaluation import Evaluation
 from hepablate.placement.geometry import active_segment, unit
-from hepablate.plans.model import Plan, Probe
+from hepablate.plans.model import Plan
 from hepablate.report.common import (
     assumptions_table,
     case_rows,
@@ -48,6 +48,7 @@ from hepablate.report.figures import (
     view_3d,
 )
 from hepablate.report.needles import anatomy_overlays, ct_background, needle_section
+from hepablate.report.probe_tables import entry_cells, parallel_note, pullbacks
 
 COLOURS = {
     "tumour": "#d62728",
@@ -213,49 +214,6 @@ def build_ire_figures(
     return figs
 
 
-def _pullbacks(probes: list[Probe]) -> dict[tuple[int, str], str]:
-    """(cycle, probe id) -> its pull-back from the previous cycle (mm, along the needle), or
-    'repositioned' / 'first position'."""
-    out: dict[tuple[int, str], str] = {}
-    prev: dict[str, Probe] = {}
-    for p in sorted(probes, key=lambda q: q.cycle):
-        q = prev.get(p.id)
-        if q is None:
-            out[(p.cycle, p.id)] = "first position"
-        else:
-            d = unit(np.asarray(q.direction_lps, float))
-            off = np.asarray(q.tip_lps_mm, float) - np.asarray(p.tip_lps_mm, float)
-            lateral = float(np.linalg.norm(off - (off @ d) * d))
-            same = float(d @ unit(np.asarray(p.direction_lps, float))) > np.cos(np.radians(0.5))
-            out[(p.cycle, p.id)] = (
-                f"{float(off @ d):.1f}" if same and lateral < 1.0 else "repositioned"
-            )
-        prev[p.id] = p
-    return out
-
-
-def _entries(case: Case, probes: list[Probe]) -> dict[tuple[int, str], list[str]]:
-    """(cycle, id) -> [skin entry, depth] as table cells: the plan's, or where the plan has
-    none, from the library's path check (marked *)."""
-    from hepablate.placement.paths import PathMap
-
-    pm: PathMap | None = None
-    out = {}
-    for p in probes:
-        if p.entry_lps_mm is not None:
-            out[(p.cycle, p.id)] = [_vec(p.entry_lps_mm), _fmt(p.depth_mm)]
-            continue
-        pm = pm or PathMap(case, 0.0)
-        tip = np.asarray(p.tip_lps_mm, float)
-        e = pm.skin_entry(tip, np.asarray(p.direction_lps, float))
-        out[(p.cycle, p.id)] = (
-            ["- (no skin in the image)", "-"]
-            if e is None
-            else [_vec(e) + " *", f"{float(np.linalg.norm(tip - e)):.1f} *"]
-        )
-    return out
-
-
 def build_ire_document(
     case: Case,
     ev: Evaluation,
@@ -296,21 +254,22 @@ def build_ire_document(
     doc.sections.append(Section("Case", blocks))
     doc.sections.append(unsegmented_section(case))
     # ---- probes: one table and one figure per cycle
-    pull = _pullbacks(plan.probes)
+    pull = pullbacks(plan.probes)
     cycles = sorted({p.cycle for p in plan.probes})
     pblocks: list = [
         Paragraph(
             "Coordinates in the patient frame LPS (x to the patient's left, y posterior, z "
             "superior). Depth = skin entry to tip along the needle. Pull-back: how far the tip "
             "is withdrawn along its needle from its position in the cycle before. * entry "
-            "not stored in the plan: found by the path check along the probe's line. "
-            + _parallel_note(plan.probes),
+            "not stored in the plan: found by the path check along the probe's line. Entry "
+            "window: rib space (ICS: intercostal space) and side; see the needle pages. "
+            + parallel_note(plan.probes),
             "note",
         )
     ]
     if not cycles:
         pblocks.append(Paragraph("No probes: nothing to place.", "note"))
-    entries = _entries(case, plan.probes)
+    entries = entry_cells(case, plan.probes)
     for c in cycles:
         rows = [
             [
@@ -331,13 +290,14 @@ def build_ire_document(
                     "tip (LPS mm)",
                     "skin entry (LPS mm)",
                     "depth (mm)",
+                    "entry window",
                     "exposure (mm)",
                     "pull-back (mm)",
                     "direction (LPS)",
                 ],
                 rows,
                 title=f"Cycle {c} of {len(cycles)}",
-                col_widths=[0.6, 2, 2, 0.8, 0.9, 1.1, 1.8],
+                col_widths=[0.75, 1.8, 1.9, 0.8, 1.3, 0.9, 1.1, 1.6],
                 keep_together=True,
             )
         )
@@ -578,20 +538,3 @@ def write_ire_report(out: Path, case: Case, ev: Evaluation) -> list[Path]:
     ppg = int(ev.refs["device_pulses_per_group"])
     doc = build_ire_document(case, ev, figs, summarise_case(case), thr, ppg)
     return list(write_report(doc, out))
-
-
-def _parallel_note(probes) -> str:
-    """'Probes are parallel within a cycle.' or the largest angle between two probes."""
-    worst = 0.0
-    for c in sorted({p.cycle for p in probes}):
-        ds = [unit(np.asarray(p.direction_lps, float)) for p in probes if p.cycle == c]
-        for i in range(len(ds)):
-            for j in range(i):
-                cos = float(np.clip(ds[i] @ ds[j], -1.0, 1.0))
-                worst = max(worst, float(np.degrees(np.arccos(cos))))
-    if worst < 0.05:
-        return "Probes are parallel within a cycle."
-    return (
-        f"Angled probes (--allow-angled): directions within a cycle differ by up to "
-        f"{worst:.1f} deg; see the direction column."
-    )
