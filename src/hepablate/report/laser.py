@@ -61,18 +61,25 @@ def protocol_rows(plan: Plan) -> list[list[str]]:
     return rows
 
 
-def fibre_rows(plan: Plan) -> list[list[str]]:
+def fibre_rows(plan: Plan, case: Case | None = None) -> list[list[str]]:
+    """The fibre table; with `case`: skin entry, depth and entry window from
+    `report.probe_tables.entry_cells` (found by the path check where the plan has none)."""
     rows = [["Fibre", "First tip (LPS mm)", "Direction (LPS)", "Skin entry (LPS mm)", "Depth (mm)"]]
+    cells = {}
+    if case is not None:
+        from hepablate.report.probe_tables import entry_cells
+
+        cells = entry_cells(case, plan.fibres)
+        rows[0].append("Entry window")
     for f in plan.fibres:
-        rows.append(
-            [
-                f.id,
-                ", ".join(f"{x:.1f}" for x in f.tip_lps_mm),
-                ", ".join(f"{x:.3f}" for x in f.direction_lps),
-                "-" if f.entry_lps_mm is None else ", ".join(f"{x:.1f}" for x in f.entry_lps_mm),
-                "-" if f.depth_mm is None else f"{f.depth_mm:.1f}",
-            ]
-        )
+        row = [
+            f.id,
+            ", ".join(f"{x:.1f}" for x in f.tip_lps_mm),
+            ", ".join(f"{x:.3f}" for x in f.direction_lps),
+            "-" if f.entry_lps_mm is None else ", ".join(f"{x:.1f}" for x in f.entry_lps_mm),
+            "-" if f.depth_mm is None else f"{f.depth_mm:.1f}",
+        ]
+        rows.append(row if case is None else [*row[:3], *cells[(1, f.id)]])
     return rows
 
 
@@ -390,7 +397,13 @@ def build_document(case: Case, ev: Evaluation, figs: dict[str, bytes]):
                     "simultaneously; a pull-back moves the tip back along its fibre from "
                     "its first position."
                 ),
-                _table(fibre_rows(plan), "Fibres (LPS mm)", [0.6, 2, 2, 2, 0.8]),
+                _table(
+                    fibre_rows(plan, case),
+                    "Fibres (LPS mm). * entry not stored in the plan: found by the path check "
+                    "along the fibre's line. Entry window: rib space (ICS: intercostal space) "
+                    "and side; see the fibre pages.",
+                    [0.6, 1.8, 1.8, 2, 0.8, 1.4],
+                ),
                 _table(
                     protocol_rows(plan),
                     "Illuminations in delivery order",

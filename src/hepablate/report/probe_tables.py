@@ -1,4 +1,4 @@
-"""Cells of the IRE probe tables: each probe's pull-back from the cycle before, its skin entry
+"""Cells of the IRE probe tables (and the laser fibre table's entries): each probe's pull-back from the cycle before, its skin entry
 and depth (the plan's, or found by the library's path check), its entry window by landmarks
 (`hepablate.placement.landmarks`), and a note on parallel or angled probes."""
 
@@ -8,7 +8,7 @@ import numpy as np
 
 from hepablate.case.model import Case
 from hepablate.placement.geometry import unit
-from hepablate.plans.model import Probe
+from hepablate.plans.model import Fibre, Probe
 
 
 def _vec(v) -> str:
@@ -47,10 +47,10 @@ def _window(text: str) -> str:
     )
 
 
-def entry_cells(case: Case, probes: list[Probe]) -> dict[tuple[int, str], list[str]]:
-    """(cycle, id) -> [skin entry, depth, entry window] as table cells. The entry and depth are
-    the plan's, or where the plan has none, found by the library's path check (marked *); the
-    window is the rib space and side (`landmarks.describe_entry`)."""
+def entry_cells(case: Case, probes: list[Probe] | list[Fibre]) -> dict[tuple[int, str], list[str]]:
+    """(cycle, id) -> [skin entry, depth, entry window] as table cells (fibres: cycle 1). The
+    entry and depth are the plan's, or where the plan has none, found by the library's path
+    check (marked *); the window is the rib space and side (`landmarks.describe_entry`)."""
     from hepablate.placement.landmarks import describe_entry, number_ribs, skin_points_lps_mm
     from hepablate.placement.paths import PathMap
 
@@ -69,10 +69,10 @@ def entry_cells(case: Case, probes: list[Probe]) -> dict[tuple[int, str], list[s
             e = pm.skin_entry(tip, np.asarray(p.direction_lps, float))
             star = " *"
         if e is None:
-            out[(p.cycle, p.id)] = ["- (no skin in the image)", "-", "-"]
+            out[(getattr(p, "cycle", 1), p.id)] = ["- (no skin in the image)", "-", "-"]
             continue
         de = describe_entry(case, e, tip, cage, skin)
-        out[(p.cycle, p.id)] = [
+        out[(getattr(p, "cycle", 1), p.id)] = [
             _vec(e) + star,
             f"{float(np.linalg.norm(tip - e)):.1f}{star}",
             f"{_window(de.rib_space)}, {de.side}",
