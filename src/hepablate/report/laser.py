@@ -205,40 +205,23 @@ def figures(case: Case, ev: Evaluation) -> dict[str, bytes]:
                 interpolation="nearest",
                 aspect="equal",
             )
-            ax.contour(
-                zone[sl].astype(float),
-                levels=[0.5],
-                colors="cyan",
-                linewidths=1.2,
-                extent=ext,
-                origin="upper" if ylab.startswith("y") else "lower",
-            )
-            ax.contour(
-                region[sl].astype(float),
-                levels=[0.5],
-                colors="white",
-                linewidths=1.0,
-                linestyles="dashed",
-                extent=ext,
-                origin="upper" if ylab.startswith("y") else "lower",
-            )
-            ax.contour(
-                tgt[sl].astype(float),
-                levels=[0.5],
-                colors="lime",
-                linewidths=1.0,
-                extent=ext,
-                origin="upper" if ylab.startswith("y") else "lower",
-            )
-            if vessels[sl].any():
-                ax.contour(
-                    vessels[sl].astype(float),
-                    levels=[0.5],
-                    colors="#4fa3ff",
-                    linewidths=1.0,
-                    extent=ext,
-                    origin="upper" if ylab.startswith("y") else "lower",
-                )
+            origin = "upper" if ylab.startswith("y") else "lower"
+            for mask, colour, width, style in (
+                (zone, "cyan", 1.2, "solid"),
+                (region, "white", 1.0, "dashed"),
+                (tgt, "lime", 1.0, "solid"),
+                (vessels, "#4fa3ff", 1.0, "solid"),
+            ):
+                if mask[sl].any():
+                    ax.contour(
+                        mask[sl].astype(float),
+                        levels=[0.5],
+                        colors=colour,
+                        linewidths=width,
+                        linestyles=style,
+                        extent=ext,
+                        origin=origin,
+                    )
             ax.plot(pts[:, 0], pts[:, 1], "w+", markersize=8)
             draw_orientation(ax, *VIEW_AXES["axial" if ylab.startswith("y") else "coronal"])
             ax.set_title(title)
