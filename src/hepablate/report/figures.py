@@ -16,6 +16,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from numpy.typing import ArrayLike  # noqa: E402
 from scipy import ndimage  # noqa: E402
 
 from hepablate.core.volume import Volume  # noqa: E402
@@ -52,6 +53,26 @@ class Needle:
     colour: str = "black"
 
 
+def lps_aligned(grid: Volume, arrays: list[np.ndarray]) -> tuple[Volume, list[np.ndarray]]:
+    """`grid` and `arrays` (on it, k, j, i) flipped so that i, j, k run along +x, +y, +z, for
+    a grid whose direction is a diagonal of +-1 (e.g. a CT stored with x and y reversed); the
+    slice views draw index order as LPS order, so without this such a CT would be shown
+    mirrored. Other grids are returned as they are."""
+    d = np.asarray(grid.direction, float)
+    if not np.allclose(np.abs(d), np.eye(3)) or np.all(np.diag(d) > 0):
+        return grid, arrays
+    flips = [a for a in range(3) if d[a, a] < 0]  # index axes i, j, k = array axes 2, 1, 0
+    far = np.array([grid.shape_ijk[a] - 1 if a in flips else 0 for a in range(3)], float)
+    axes = tuple(2 - a for a in flips)
+    out = Volume(
+        np.flip(grid.array, axis=axes),
+        grid.spacing_mm,
+        tuple(float(v) for v in grid.index_to_lps(far)),  # type: ignore[arg-type]
+        np.eye(3),
+    )
+    return out, [np.flip(np.asarray(a), axis=axes) for a in arrays]
+
+
 def png_bytes(fig) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
@@ -84,6 +105,44 @@ def _plane_coords(axis: str, p: np.ndarray) -> tuple[float, float]:
     return float(p[1]), float(p[2])
 
 
+#: Patient-frame letter of each LPS axis direction (+x left, +y posterior, +z superior).
+_LETTERS = (("R", "L"), ("A", "P"), ("I", "S"))
+
+
+def orientation_letter(v: ArrayLike) -> str:
+    """The patient direction of an LPS vector: its dominant axis letter, with a second
+    letter where another axis holds more than 40 % of it (e.g. 'L', 'PS')."""
+    v = np.asarray(v, float) / max(float(np.linalg.norm(v)), 1e-12)
+    order = np.argsort(-np.abs(v))
+    out = ""
+    for k in order[:2]:
+        if k == order[0] or abs(v[k]) > 0.4:
+            out += _LETTERS[k][int(v[k] > 0)]
+    return out
+
+
+def draw_orientation(ax, right_lps: ArrayLike, up_lps: ArrayLike) -> None:
+    """Letters at the middle of each image edge: the patient direction that edge faces."""
+    style = {"fontsize": 10, "fontweight": "bold", "color": "#ffd700", "transform": ax.transAxes}
+    box = {"boxstyle": "round,pad=0.1", "fc": "black", "ec": "none", "alpha": 0.55}
+    r, u = np.asarray(right_lps, float), np.asarray(up_lps, float)
+    for text, x, y, ha, va in (
+        (orientation_letter(r), 0.985, 0.5, "right", "center"),
+        (orientation_letter(-r), 0.015, 0.5, "left", "center"),
+        (orientation_letter(u), 0.5, 0.985, "center", "top"),
+        (orientation_letter(-u), 0.5, 0.015, "center", "bottom"),
+    ):
+        ax.text(x, y, text, ha=ha, va=va, bbox=box, **style)
+
+
+#: (image right, image up) of each view in LPS: radiological convention, the patient's right
+#: on the viewer's left in axial and coronal views; anterior up (axial), superior up.
+VIEW_AXES = {
+    "axial": ((1.0, 0.0, 0.0), (0.0, -1.0, 0.0)),
+    "coronal": ((1.0, 0.0, 0.0), (0.0, 0.0, 1.0)),
+    "sagittal": ((0.0, 1.0, 0.0), (0.0, 0.0, 1.0)),
+}
+
 _AXIS_LABELS = {
     "axial": ("x (mm)  patient right <-> left", "y (mm)  anterior (up)"),
     "coronal": ("x (mm)  patient right <-> left", "z (mm)  superior (up)"),
@@ -101,6 +160,13 @@ def orthogonal_slices(
 ) -> bytes:
     """Axial, coronal and sagittal slices through `centre_lps_mm` with overlays and needles
     (needles are projected onto each plane; thick where active)."""
+    import dataclasses
+
+    arrays = [o.mask for o in overlays] + ([background.array] if background is not None else [])
+    grid, arrays = lps_aligned(grid, arrays)
+    overlays = [dataclasses.replace(o, mask=m) for o, m in zip(overlays, arrays, strict=False)]
+    if background is not None:
+        background = dataclasses.replace(background, array=arrays[-1])
     ijk = np.rint(grid.lps_to_index(np.asarray(centre_lps_mm, float))).astype(int)
     ijk = np.clip(ijk, 0, np.array(grid.shape_ijk) - 1)
     index = {"axial": ijk[2], "coronal": ijk[1], "sagittal": ijk[0]}
@@ -175,6 +241,7 @@ def _draw_plane(ax, grid, name, idx, overlays, background, needles) -> None:
     ax.set_ylabel(_AXIS_LABELS[name][1], fontsize=8)
     ax.tick_params(labelsize=7)
     ax.set_aspect("equal")
+    draw_orientation(ax, *VIEW_AXES[name])
 
 
 def _legend(fig, overlays, needles) -> None:
@@ -191,7 +258,8 @@ def _legend(fig, overlays, needles) -> None:
         else:
             handles.append(Line2D([], [], color=ov.colour, ls=ov.linestyle, label=ov.label))
     if needles:
-        handles.append(Line2D([], [], color="black", lw=2.2, label="probe (active part)"))
+        c = needles[0].colour
+        handles.append(Line2D([], [], color=c, lw=2.2, label="needle (thick: active part)"))
     fig.legend(
         handles=handles,
         loc="lower center",
@@ -215,9 +283,13 @@ def oblique_slice(
     u_label: str = "across probes (mm)",
     v_label: str = "along probes (mm)",
     step_mm: float = 0.5,
+    marks: list[tuple[np.ndarray, str]] | None = None,
+    figsize: tuple[float, float] = (6.4, 5.6),
 ) -> bytes:
-    """The plane through `origin_lps_mm` spanned by unit vectors u, v (e.g. the probe axis and
-    the line through two probes), resampled (nearest for masks, linear for the background)."""
+    """The plane through `origin_lps_mm` spanned by unit vectors u (image right) and v (image
+    up), e.g. the probe axis and the line through two probes, resampled (nearest for masks,
+    linear for the background), with the patient direction of each edge lettered. `marks`:
+    points (LPS mm) drawn as crosses with a label (e.g. the tip positions of pull-backs)."""
     u = np.asarray(axis_u, float) / np.linalg.norm(axis_u)
     v = np.asarray(axis_v, float) / np.linalg.norm(axis_v)
     su = np.arange(-half_size_mm[0], half_size_mm[0] + 1e-9, step_mm)
@@ -236,13 +308,15 @@ def oblique_slice(
             cval=np.nan if order else 0.0,
         ).reshape(uu.shape)
 
-    fig, ax = plt.subplots(figsize=(6.4, 5.6))
+    fig, ax = plt.subplots(figsize=figsize)
     ext = (float(su[0]), float(su[-1]), float(sv[0]), float(sv[-1]))
     if background is not None:
         img = sample(background.array, 1)
+        # Outside the image: shown as air, not as paper.
+        cmap = plt.get_cmap(background.cmap).with_extremes(bad="black")
         im = ax.imshow(
             img,
-            cmap=background.cmap,
+            cmap=cmap,
             vmin=background.vmin,
             vmax=background.vmax,
             extent=ext,
@@ -278,12 +352,25 @@ def oblique_slice(
         ax.plot([c[0], b[0]], [c[1], b[1]], color=nd.colour, lw=2.2)
         if nd.label:
             ax.annotate(nd.label, b[:2], fontsize=7, xytext=(3, 3), textcoords="offset points")
+    for p, lab in marks or []:
+        d = np.asarray(p, float) - o
+        ax.plot(float(d @ u), float(d @ v), "x", color="white", ms=6, mew=1.5)
+        if lab:
+            ax.annotate(
+                lab,
+                (float(d @ u), float(d @ v)),
+                fontsize=7,
+                color="white",
+                xytext=(5, -3),
+                textcoords="offset points",
+            )
     ax.set_xlim(ext[0], ext[1])
     ax.set_ylim(ext[2], ext[3])
     ax.set_xlabel(u_label, fontsize=8)
     ax.set_ylabel(v_label, fontsize=8)
     ax.set_aspect("equal")
     ax.tick_params(labelsize=7)
+    draw_orientation(ax, u, v)
     if title:
         ax.set_title(title, fontsize=10)
     _legend(fig, overlays, needles)

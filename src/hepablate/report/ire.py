@@ -1,8 +1,11 @@
-"""The IRE plan report (report.html + report.pdf).
+"""The IRE plan report (report.html + report.pdf; content: docs/report.md).
 
-Content (issue 4): the case, probe table, protocol sheet with ECG/pulse-group notes, metrics
-with a field-volume histogram, three orthogonal slices through the target and one along the
-probes, a 3D view, warnings, assumptions with sources, provenance.
+Its own parts: one probe table (with pull-backs) and one figure per cycle, the protocol sheet
+with ECG/pulse-group notes, coverage with a field-volume histogram, slices on the CT through
+the target and along the probes, the field, a 3D view. Shared with the laser report
+(`report.common`, `report.needles`): the case, the structures it does not segment, thermal
+damage, a page per needle, assumptions with sources, provenance. Infeasible plans keep their
+images.
 """
 
 from __future__ import annotations
@@ -13,12 +16,20 @@ import numpy as np
 
 from hepablate.anatomy.vocabulary import BILE_DUCTS, VESSELS, base_name
 from hepablate.case.model import Case
-from hepablate.core.volume import Volume, resample_to
+from hepablate.core.volume import Volume
 from hepablate.evaluation import field_volume_histogram, lumen_mask
 from hepablate.evaluation.evaluation import Evaluation
 from hepablate.placement.geometry import active_segment, unit
 from hepablate.plans.model import Plan
-from hepablate.report.common import criteria_section, planning_section
+from hepablate.report.common import (
+    assumptions_table,
+    case_rows,
+    criteria_section,
+    planning_section,
+    provenance_section,
+    thermal_damage_section,
+    unsegmented_section,
+)
 from hepablate.report.document import (
     Figure,
     Paragraph,
@@ -36,6 +47,8 @@ from hepablate.report.figures import (
     orthogonal_slices,
     view_3d,
 )
+from hepablate.report.needles import anatomy_overlays, ct_background, needle_section
+from hepablate.report.probe_tables import entry_cells, parallel_note, pullbacks
 
 COLOURS = {
     "tumour": "#d62728",
@@ -99,18 +112,9 @@ def build_ire_figures(
         Overlay(
             region, COLOURS["target"], f"tumour + {case.margin_mm:g} mm margin", linestyle="--"
         ),
-        Overlay(vessels, COLOURS["vessel"], "vessels", fill=True, alpha=0.35),
-        Overlay(ducts, COLOURS["duct"], "bile ducts", fill=True, alpha=0.5),
+        *anatomy_overlays(structures, case.target_key),
     ]
-    bg = None
-    if case.ct is not None:
-        ct = resample_to(
-            case.ct.with_array(case.ct.array.astype(np.float32)),
-            grid,
-            interpolation="linear",
-            default=-1000,
-        )
-        bg = Background(ct.array, "gray", -160, 240, "CT (HU)")
+    bg = ct_background(case, grid)
     centre = grid.with_array(tumour).centroid_lps_mm()
     needles = _needles(plan)
     figs = {
@@ -118,6 +122,13 @@ def build_ire_figures(
             grid, centre, overlays, bg, needles, "Slices through the target centre"
         ),
     }
+    cycles = sorted({p.cycle for p in plan.probes})
+    for c in cycles:
+        mine = [n for n, p in zip(needles, plan.probes, strict=True) if p.cycle == c]
+        mids = np.array([0.5 * (n.active_start_lps_mm + n.tip_lps_mm) for n in mine])
+        figs[f"cycle{c}"] = orthogonal_slices(
+            grid, mids.mean(axis=0), overlays, bg, mine, f"Cycle {c}: slices through its probes"
+        )
     field_bg = Background(
         np.minimum(field_v_per_cm, 3 * threshold_v_per_cm),
         "magma",
@@ -204,8 +215,14 @@ def build_ire_figures(
 
 
 def build_ire_document(
-    case: Case, plan: Plan, figs: dict, summary, threshold_v_per_cm: float, pulses_per_group: int
+    case: Case,
+    ev: Evaluation,
+    figs: dict,
+    summary,
+    threshold_v_per_cm: float,
+    pulses_per_group: int,
 ) -> ReportDocument:
+    plan = ev.plan
     m = plan.metrics
     status = plan.status.upper()
     doc = ReportDocument(
@@ -232,77 +249,63 @@ def build_ire_document(
     else:
         blocks.append(Paragraph(f"NOT FEASIBLE: {plan.status_reason}", "error"))
     # ---- case
-    blocks.append(
-        Table(
-            ["item", "value"],
-            [
-                [
-                    "target",
-                    f"{case.target_id}: equivalent diameter "
-                    f"{summary.target_equivalent_diameter_mm:.1f} mm, longest "
-                    f"{summary.target_longest_diameter_mm:.1f} mm",
-                ],
-                ["target centre (LPS mm)", _vec(summary.target_centre_lps_mm)],
-                ["required margin", f"{case.margin_mm:g} mm (measured in liver; see assumptions)"],
-                [
-                    "nearest vessel",
-                    "none segmented"
-                    if summary.nearest_vessel is None
-                    else f"{summary.nearest_vessel}: {summary.nearest_vessel_gap_mm:.1f} mm from the tumour",
-                ],
-                [
-                    "nearest bile duct",
-                    "none segmented"
-                    if summary.nearest_bile_duct_gap_mm is None
-                    else f"{summary.nearest_bile_duct_gap_mm:.1f} mm from the tumour",
-                ],
-                [
-                    "tumour + margin volume",
-                    f"{m.extra.get('target_volume_ml', float('nan')):.1f} ml",
-                ],
-            ],
-            col_widths=[1, 3],
-        )
-    )
+    region_ml = float(np.count_nonzero(ev.region)) * ev.grid.voxel_volume_ml
+    blocks.append(Table(["item", "value"], case_rows(case, summary, region_ml), col_widths=[1, 3]))
     doc.sections.append(Section("Case", blocks))
-    # ---- probes
-    rows = []
-    for p in plan.probes:
-        rows.append(
+    doc.sections.append(unsegmented_section(case))
+    # ---- probes: one table and one figure per cycle
+    pull = pullbacks(plan.probes)
+    cycles = sorted({p.cycle for p in plan.probes})
+    pblocks: list = [
+        Paragraph(
+            "Coordinates in the patient frame LPS (x to the patient's left, y posterior, z "
+            "superior). Depth = skin entry to tip along the needle. Pull-back: how far the tip "
+            "is withdrawn along its needle from its position in the cycle before. * entry "
+            "not stored in the plan: found by the path check along the probe's line. Entry "
+            "window: rib space (ICS: intercostal space) and side; see the needle pages. "
+            + parallel_note(plan.probes),
+            "note",
+        )
+    ]
+    if not cycles:
+        pblocks.append(Paragraph("No probes: nothing to place.", "note"))
+    entries = entry_cells(case, plan.probes)
+    for c in cycles:
+        rows = [
             [
-                str(p.cycle),
                 p.id,
                 _vec(p.tip_lps_mm),
-                _vec(p.entry_lps_mm),
-                _fmt(p.depth_mm),
+                *entries[(p.cycle, p.id)],
                 _fmt(p.exposure_mm),
+                pull[(c, p.id)],
                 _vec(p.direction_lps),
             ]
+            for p in plan.probes
+            if p.cycle == c
+        ]
+        pblocks.append(
+            Table(
+                [
+                    "probe",
+                    "tip (LPS mm)",
+                    "skin entry (LPS mm)",
+                    "depth (mm)",
+                    "entry window",
+                    "exposure (mm)",
+                    "pull-back (mm)",
+                    "direction (LPS)",
+                ],
+                rows,
+                title=f"Cycle {c} of {len(cycles)}",
+                col_widths=[0.75, 1.8, 1.9, 0.8, 1.3, 0.9, 1.1, 1.6],
+                keep_together=True,
+            )
         )
-    doc.sections.append(
-        Section(
-            "Probe placement",
-            [
-                Table(
-                    [
-                        "cycle",
-                        "probe",
-                        "tip (LPS mm)",
-                        "skin entry (LPS mm)",
-                        "depth (mm)",
-                        "exposure (mm)",
-                        "direction (LPS)",
-                    ],
-                    rows,
-                    "Coordinates in the patient frame LPS (x to the patient's left, y posterior, "
-                    "z superior). Depth = skin entry to tip along the needle. "
-                    + _parallel_note(plan.probes)
-                    + " A later cycle is a pull-back or repositioning of the same needles.",
-                    col_widths=[0.6, 0.6, 2, 2, 0.8, 0.9, 1.8],
-                ),
-            ],
-        )
-    )
+        if f"cycle{c}" in figs:
+            pblocks.append(
+                Figure(figs[f"cycle{c}"], f"Cycle {c}: slices through its probes' active parts.")
+            )
+    doc.sections.append(Section("Probe placement", pblocks))
     # ---- protocol
     prow = []
     for i, pr in enumerate(plan.pairs, 1):
@@ -323,40 +326,45 @@ def build_ire_document(
     groups = max(
         1, int(np.ceil((plan.pairs[0].pulses if plan.pairs else 90) / max(pulses_per_group, 1)))
     )
-    doc.sections.append(
-        Section(
-            "Protocol sheet",
-            [
-                Table(
-                    [
-                        "#",
-                        "cycle",
-                        "pair",
-                        "spacing (mm)",
-                        "voltage (V)",
-                        "V/cm",
-                        "pulses",
-                        "width (us)",
-                        "predicted current (A)",
-                    ],
-                    prow,
-                    "Deliver in this order. Predicted currents from the nonlinear forward solve "
-                    "(generator limit: see assumptions).",
-                    col_widths=[0.4, 0.6, 1.8, 0.9, 0.9, 0.7, 0.7, 0.8, 1.2],
-                ),
-                Paragraph(
-                    f"ECG synchronisation: pulses are delivered synchronised to the ECG (absolute "
-                    f"refractory period, about 50 ms after the R wave) under general anaesthesia with "
-                    f"deep neuromuscular blockade. Each train of {plan.pairs[0].pulses if plan.pairs else 90}"
-                    f" pulses is given in {groups} groups of {pulses_per_group} with generator "
-                    "recharging between groups. Compare each pair's measured current with the "
-                    "prediction during the first pulses; if it approaches the generator limit, "
-                    "reduce that pair's voltage and re-evaluate the plan (hepablate simulate).",
-                    "normal",
-                ),
-            ],
+    if not plan.pairs:
+        doc.sections.append(
+            Section("Protocol sheet", [Paragraph("No pulse trains: nothing to deliver.", "note")])
         )
-    )
+    else:
+        doc.sections.append(
+            Section(
+                "Protocol sheet",
+                [
+                    Table(
+                        [
+                            "#",
+                            "cycle",
+                            "pair",
+                            "spacing (mm)",
+                            "voltage (V)",
+                            "V/cm",
+                            "pulses",
+                            "width (us)",
+                            "predicted current (A)",
+                        ],
+                        prow,
+                        "Deliver in this order. Predicted currents from the nonlinear forward solve "
+                        "(generator limit: see assumptions).",
+                        col_widths=[0.4, 0.6, 1.8, 0.9, 0.9, 0.7, 0.7, 0.8, 1.2],
+                    ),
+                    Paragraph(
+                        f"ECG synchronisation: pulses are delivered synchronised to the ECG (absolute "
+                        f"refractory period, about 50 ms after the R wave) under general anaesthesia with "
+                        f"deep neuromuscular blockade. Each train of {plan.pairs[0].pulses if plan.pairs else 90}"
+                        f" pulses is given in {groups} groups of {pulses_per_group} with generator "
+                        "recharging between groups. Compare each pair's measured current with the "
+                        "prediction during the first pulses; if it approaches the generator limit, "
+                        "reduce that pair's voltage and re-evaluate the plan (hepablate simulate).",
+                        "normal",
+                    ),
+                ],
+            )
+        )
     # ---- metrics
     mrows = [
         ["target coverage (tumour + margin in zone)", f"{100 * (m.target_coverage or 0):.2f} %"],
@@ -380,7 +388,7 @@ def build_ire_document(
         )
     fvh = figs.get("_fvh_rows")
     blocks = [Table(["metric", "value"], mrows, col_widths=[2, 2])]
-    if fvh is not None:
+    if fvh is not None and plan.probes:  # without probes there is no field to histogram
         hrows = []
         for name in fvh.fraction:
             hrows.append(
@@ -422,16 +430,22 @@ def build_ire_document(
     record = planning_section(plan)
     if record is not None:
         doc.sections.append(record)
+    tips = [
+        (f"{p.id}" + (f" cycle {p.cycle}" if len(cycles) > 1 else ""), np.asarray(p.tip_lps_mm))
+        for p in plan.probes
+    ]
+    doc.sections.append(thermal_damage_section(ev, _omega_threshold(), tips))
     # ---- images
     img: list = []
     if "slices" in figs:
         img.append(
             Figure(
                 figs["slices"],
-                "Orthogonal slices through the target centre: "
+                "Orthogonal slices through the target centre on the CT (W400/L40): "
                 "tumour (red), tumour + margin (orange dashed), predicted IRE zone "
-                "(green), vessels (blue), bile ducts (olive), probes (black, thick "
-                "= active part; projected onto each plane).",
+                "(green), vessels (blue), bile ducts (olive), bone (white), lung (cyan), "
+                "bowel (pink), other no-go organs (purple), probes (black, thick = active "
+                "part; projected onto each plane).",
             )
         )
     if "probe_plane" in figs:
@@ -443,7 +457,7 @@ def build_ire_document(
                 0.7,
             )
         )
-    if "field_slices" in figs:
+    if "field_slices" in figs and plan.probes:
         img.append(Figure(figs["field_slices"], "Maximum electric field over all pairs."))
     if "view3d" in figs:
         img.append(
@@ -454,13 +468,25 @@ def build_ire_document(
             )
         )
     doc.sections.append(Section("Images", img, new_page=True))
+    safety = float(plan.evaluation.path_safety_distance_mm or 0.0) if plan.evaluation else 0.0
+    doc.sections.append(
+        needle_section(
+            case,
+            [
+                (
+                    f"probe {p.id}" + (f" cycle {p.cycle}" if len(cycles) > 1 else ""),
+                    np.asarray(p.tip_lps_mm, float),
+                    np.asarray(p.direction_lps, float),
+                    float(p.exposure_mm),
+                )
+                for p in plan.probes
+            ],
+            ev.refs.get("path_safety_distance_mm", safety),
+            (ev.grid, np.asarray(ev.zone, bool)),
+            "needle",
+        )
+    )
     # ---- assumptions
-    arows = []
-    prov = plan.provenance
-    for prm in prov.parameters if prov else []:
-        if prm.name.startswith("option."):
-            continue
-        arows.append([prm.name, f"{prm.value} {prm.unit}".strip(), prm.source])
     doc.sections.append(
         Section(
             "Assumptions and sources",
@@ -476,59 +502,39 @@ def build_ire_document(
                     "field surrogate calibrated on this plan's nonlinear zone. Needle paths keep the "
                     "stated safety distance from no-go structures."
                 ),
-                Table(["parameter", "value", "source"], arows, col_widths=[2.2, 1.3, 4]),
+                assumptions_table(plan),
             ],
             new_page=True,
         )
     )
-    # ---- provenance
-    pv = [
-        ["hepablate version", prov.hepablate_version if prov else "-"],
-        ["created (UTC)", prov.created_utc if prov else "-"],
-        ["command", (prov.command if prov else "") or "-"],
-        ["runtime", f"{plan.runtime_s:.1f} s" if plan.runtime_s is not None else "-"],
-    ]
-    for k, h in prov.input_hashes.items() if prov else []:
-        pv.append([f"sha256 {k}", h])
-    doc.sections.append(Section("Provenance", [Table(["item", "value"], pv, col_widths=[1, 3])]))
+    doc.sections.append(provenance_section(plan))
     return doc
 
 
+def _omega_threshold() -> float:
+    from hepablate.anatomy.tissues import load_tissue_table
+
+    return float(load_tissue_table().damage.arrhenius_omega_threshold.value)
+
+
 def write_ire_report(out: Path, case: Case, ev: Evaluation) -> list[Path]:
-    """report.html and report.pdf of an evaluated IRE plan into `out` (an existing directory)."""
+    """report.html and report.pdf of an evaluated IRE plan into `out` (an existing directory);
+    the images are drawn for infeasible plans too (the anatomy without a zone)."""
     from hepablate.case.summary import summarise_case
 
     plan = ev.plan
     thr = ev.refs["search_threshold_v_per_cm"]
-    figs = {}
-    if plan.probes:
-        figs = build_ire_figures(
-            case,
-            plan,
-            ev.grid,
-            ev.structures,
-            ev.region,
-            np.asarray(ev.zone, bool),
-            np.asarray(ev.maps.get("field_max_v_per_cm", np.zeros(ev.zone.shape, np.float32))),
-            thr,
-        )
-    ppg = int(ev.refs["device_pulses_per_group"])
-    doc = build_ire_document(case, plan, figs, summarise_case(case), thr, ppg)
-    return list(write_report(doc, out))
-
-
-def _parallel_note(probes) -> str:
-    """'Probes are parallel within a cycle.' or the largest angle between two probes."""
-    worst = 0.0
-    for c in sorted({p.cycle for p in probes}):
-        ds = [unit(np.asarray(p.direction_lps, float)) for p in probes if p.cycle == c]
-        for i in range(len(ds)):
-            for j in range(i):
-                cos = float(np.clip(ds[i] @ ds[j], -1.0, 1.0))
-                worst = max(worst, float(np.degrees(np.arccos(cos))))
-    if worst < 0.05:
-        return "Probes are parallel within a cycle."
-    return (
-        f"Angled probes (--allow-angled): directions within a cycle differ by up to "
-        f"{worst:.1f} deg; see the direction column."
+    field = ev.maps.get("field_max_v_per_cm")
+    figs = build_ire_figures(
+        case,
+        plan,
+        ev.grid,
+        ev.structures,
+        ev.region,
+        np.asarray(ev.zone, bool),
+        np.asarray(field if field is not None else np.zeros(ev.zone.shape, np.float32)),
+        thr,
     )
+    ppg = int(ev.refs["device_pulses_per_group"])
+    doc = build_ire_document(case, ev, figs, summarise_case(case), thr, ppg)
+    return list(write_report(doc, out))

@@ -1,6 +1,8 @@
 """Laser plan report: protocol sheet, metrics, warnings, sensitivity, temperature and damage
 views, built as a generic `ReportDocument` and written by `hepablate.report.document` as
-report.html (self-contained) and report.pdf.
+report.html (self-contained) and report.pdf (content: docs/report.md). The case, unsegmented
+structures, thermal damage, slices on the CT, a page per fibre, assumptions and provenance are
+the sections it shares with the IRE report (`report.common`, `report.needles`).
 
 Figures are drawn on the planning grid of the forward run (LPS mm, slices through the target
 centre): maximum temperature (degC) and Arrhenius damage (log10 Omega) with the zone (Omega
@@ -59,18 +61,25 @@ def protocol_rows(plan: Plan) -> list[list[str]]:
     return rows
 
 
-def fibre_rows(plan: Plan) -> list[list[str]]:
+def fibre_rows(plan: Plan, case: Case | None = None) -> list[list[str]]:
+    """The fibre table; with `case`: skin entry, depth and entry window from
+    `report.probe_tables.entry_cells` (found by the path check where the plan has none)."""
     rows = [["Fibre", "First tip (LPS mm)", "Direction (LPS)", "Skin entry (LPS mm)", "Depth (mm)"]]
+    cells = {}
+    if case is not None:
+        from hepablate.report.probe_tables import entry_cells
+
+        cells = entry_cells(case, plan.fibres)
+        rows[0].append("Entry window")
     for f in plan.fibres:
-        rows.append(
-            [
-                f.id,
-                ", ".join(f"{x:.1f}" for x in f.tip_lps_mm),
-                ", ".join(f"{x:.3f}" for x in f.direction_lps),
-                "-" if f.entry_lps_mm is None else ", ".join(f"{x:.1f}" for x in f.entry_lps_mm),
-                "-" if f.depth_mm is None else f"{f.depth_mm:.1f}",
-            ]
-        )
+        row = [
+            f.id,
+            ", ".join(f"{x:.1f}" for x in f.tip_lps_mm),
+            ", ".join(f"{x:.3f}" for x in f.direction_lps),
+            "-" if f.entry_lps_mm is None else ", ".join(f"{x:.1f}" for x in f.entry_lps_mm),
+            "-" if f.depth_mm is None else f"{f.depth_mm:.1f}",
+        ]
+        rows.append(row if case is None else [*row[:3], *cells[(1, f.id)]])
     return rows
 
 
@@ -121,9 +130,20 @@ def figures(case: Case, ev: Evaluation) -> dict[str, bytes]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from hepablate.report.figures import VIEW_AXES, draw_orientation, lps_aligned
+
     r = ev.details
-    g = r.grid
-    tgt = r.structures[case.target_key]
+    log_omega = np.log10(np.maximum(r.omega, 1e-3))
+    # Index order drawn as LPS order: flip a grid stored with reversed axes (lps_aligned).
+    from hepablate.anatomy.vocabulary import VESSELS, base_name
+
+    vessels = np.zeros(r.zone.shape, bool)
+    for k, m in r.structures.items():
+        if base_name(k) in VESSELS:
+            vessels |= m
+    g, (tgt, tmax_c, log_omega, zone, region, vessels) = lps_aligned(
+        r.grid, [r.structures[case.target_key], r.tmax_c, log_omega, r.zone, ev.region, vessels]
+    )
     cen = (
         np.argwhere(tgt).mean(axis=0).round().astype(int)
         if tgt.any()
@@ -145,15 +165,14 @@ def figures(case: Case, ev: Evaluation) -> dict[str, bytes]:
     ]
     tips = np.array([s.tip_lps_mm for s in r.shots])
     out: dict[str, bytes] = {}
-    log_omega = np.log10(np.maximum(r.omega, 1e-3))
     for name, arr, cmap, label, vmin, vmax in (
         (
             "temperature",
-            r.tmax_c,
+            tmax_c,
             "inferno",
             "maximum temperature (degC)",
             37.0,
-            max(100.0, float(np.percentile(r.tmax_c, 99.9))),
+            max(100.0, float(np.percentile(tmax_c, 99.9))),
         ),
         ("damage", log_omega, "viridis", "log10 Arrhenius Omega", -3.0, 3.0),
     ):
@@ -186,37 +205,32 @@ def figures(case: Case, ev: Evaluation) -> dict[str, bytes]:
                 interpolation="nearest",
                 aspect="equal",
             )
-            ax.contour(
-                r.zone[sl].astype(float),
-                levels=[0.5],
-                colors="cyan",
-                linewidths=1.2,
-                extent=ext,
-                origin="upper" if ylab.startswith("y") else "lower",
-            )
-            ax.contour(
-                ev.region[sl].astype(float),
-                levels=[0.5],
-                colors="white",
-                linewidths=1.0,
-                linestyles="dashed",
-                extent=ext,
-                origin="upper" if ylab.startswith("y") else "lower",
-            )
-            ax.contour(
-                tgt[sl].astype(float),
-                levels=[0.5],
-                colors="lime",
-                linewidths=1.0,
-                extent=ext,
-                origin="upper" if ylab.startswith("y") else "lower",
-            )
+            origin = "upper" if ylab.startswith("y") else "lower"
+            for mask, colour, width, style in (
+                (zone, "cyan", 1.2, "solid"),
+                (region, "white", 1.0, "dashed"),
+                (tgt, "lime", 1.0, "solid"),
+                (vessels, "#4fa3ff", 1.0, "solid"),
+            ):
+                if mask[sl].any():
+                    ax.contour(
+                        mask[sl].astype(float),
+                        levels=[0.5],
+                        colors=colour,
+                        linewidths=width,
+                        linestyles=style,
+                        extent=ext,
+                        origin=origin,
+                    )
             ax.plot(pts[:, 0], pts[:, 1], "w+", markersize=8)
+            draw_orientation(ax, *VIEW_AXES["axial" if ylab.startswith("y") else "coronal"])
             ax.set_title(title)
             ax.set_xlabel("x (LPS, mm)")
             ax.set_ylabel(ylab)
         fig.colorbar(im, ax=axes, label=label, shrink=0.85)
-        fig.suptitle("zone (cyan), tumour (green), tumour + margin (white dashed), tips (+)")
+        fig.suptitle(
+            "zone (cyan), tumour (green), tumour + margin (white dashed), vessels (blue), tips (+)"
+        )
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=90)
         plt.close(fig)
@@ -257,23 +271,107 @@ def _table(rows: list[list[str]], caption: str = "", widths: list[float] | None 
     return Table(header=rows[0], rows=rows[1:], caption=caption, col_widths=widths)
 
 
-def build_document(case: Case, plan: Plan, figs: dict[str, bytes]):
-    """The laser report as a generic `ReportDocument` (hepablate.report.document)."""
-    from hepablate.report.common import criteria_section, planning_section
-    from hepablate.report.document import Block, Figure, Paragraph, ReportDocument, Section
+def fibre_needles(plan: Plan) -> list[tuple[str, np.ndarray, np.ndarray, float]]:
+    """(label, first tip LPS mm, direction, illuminated span mm) of each fibre: the span runs
+    from the first tip back over its largest pull-back."""
+    out = []
+    for f in plan.fibres:
+        pulls = [il.pullback_mm for il in plan.illuminations if il.fibre == f.id]
+        out.append(
+            (
+                f"fibre {f.id}",
+                np.asarray(f.tip_lps_mm, float),
+                np.asarray(f.direction_lps, float),
+                max(pulls, default=0.0) + 2.0,  # 2 mm: the emitting end of a bare fibre
+            )
+        )
+    return out
 
+
+def _shot_tips(plan: Plan) -> list[tuple[str, np.ndarray]]:
+    """(fibre and step, tip LPS mm) of every illumination (the first tip less its pull-back)."""
+    fib = {f.id: f for f in plan.fibres}
+    out = []
+    for il in plan.illuminations:
+        f = fib[il.fibre]
+        d = np.asarray(f.direction_lps, float)
+        d = d / np.linalg.norm(d)
+        out.append((f"{f.id} step {il.step}", np.asarray(f.tip_lps_mm, float) - il.pullback_mm * d))
+    return out
+
+
+def anatomy_figure(case: Case, ev: Evaluation) -> bytes:
+    """Orthogonal slices through the target on the CT with the zone, target, vessels and the
+    other no-go structures, and the fibres (drawn for infeasible plans too)."""
+    from hepablate.report.figures import Needle, Overlay, orthogonal_slices
+    from hepablate.report.needles import GROUP_COLOURS, anatomy_overlays, ct_background
+
+    tumour = ev.structures[case.target_key]
+    overlays = [
+        Overlay(np.asarray(ev.zone, bool), GROUP_COLOURS["zone"], "zone", True, alpha=0.25),
+        Overlay(tumour, GROUP_COLOURS["tumour"], "tumour"),
+        Overlay(ev.region, GROUP_COLOURS["target"], "tumour + margin", linestyle="--"),
+        *anatomy_overlays(ev.structures, case.target_key),
+    ]
+    needles = []
+    for label, tip, d, span in fibre_needles(ev.plan):
+        f = next(x for x in ev.plan.fibres if f"fibre {x.id}" == label)
+        start = np.asarray(f.entry_lps_mm, float) if f.entry_lps_mm is not None else tip - 80 * d
+        needles.append(Needle(start, tip, tip - span * d, f.id, "black"))
+    return orthogonal_slices(
+        ev.grid,
+        ev.grid.with_array(tumour).centroid_lps_mm(),
+        overlays,
+        ct_background(case, ev.grid),
+        needles,
+        "Slices through the target centre",
+    )
+
+
+def build_document(case: Case, ev: Evaluation, figs: dict[str, bytes]):
+    """The laser report as a generic `ReportDocument` (hepablate.report.document)."""
+    from hepablate.case.summary import summarise_case
+    from hepablate.report.common import (
+        assumptions_table,
+        case_rows,
+        criteria_section,
+        planning_section,
+        provenance_section,
+        thermal_damage_section,
+        unsegmented_section,
+    )
+    from hepablate.report.document import Block, Figure, Paragraph, ReportDocument, Section
+    from hepablate.report.needles import needle_section
+
+    plan = ev.plan
     status = plan.status + (f": {plan.status_reason}" if plan.status_reason else "")
     warn_blocks: list[Block] = [
         Paragraph(f"[{w.code}] {w.message}", style=w.level) for w in plan.warnings
     ]
     captions = {
+        "anatomy": "Slices through the target centre on the CT (W400/L40): zone (green), tumour "
+        "(red), tumour + margin (orange dashed), vessels (blue), bile ducts (olive), bone "
+        "(white), lung (cyan), bowel (pink), other no-go organs (purple); fibres black (thick: "
+        "the illuminated span).",
         "temperature": "Maximum temperature (degC) through the target centre: zone (cyan), "
-        "tumour (green), tumour + margin (white dashed), tip positions (+).",
+        "tumour (green), tumour + margin (white dashed), vessels (blue: heat sinks), tip "
+        "positions (+).",
         "damage": "Arrhenius damage log10(Omega); the zone is Omega >= 1 (cyan).",
         "tip_history": "Temperature at each tip position during its illumination (model value "
         "at the grid scale around the tip).",
     }
+    region_ml = float(np.count_nonzero(ev.region)) * ev.grid.voxel_volume_ml
+    head: list[Block] = [
+        Paragraph(f"Status: {status}", "info" if plan.status == "feasible" else "error"),
+        _table([["item", "value"], *case_rows(case, summarise_case(case), region_ml)], "", [1, 3]),
+    ]
+    from hepablate.anatomy.tissues import load_tissue_table
+
+    omega_thr = float(load_tissue_table().damage.arrhenius_omega_threshold.value)
+    safety = float(plan.evaluation.path_safety_distance_mm or 0.0) if plan.evaluation else 0.0
     sections = [
+        Section("Case", head),
+        unsegmented_section(case),
         Section(
             "Laser protocol sheet",
             [
@@ -282,7 +380,13 @@ def build_document(case: Case, plan: Plan, figs: dict[str, bytes]):
                     "simultaneously; a pull-back moves the tip back along its fibre from "
                     "its first position."
                 ),
-                _table(fibre_rows(plan), "Fibres (LPS mm)", [0.6, 2, 2, 2, 0.8]),
+                _table(
+                    fibre_rows(plan, case),
+                    "Fibres (LPS mm). * entry not stored in the plan: found by the path check "
+                    "along the fibre's line. Entry window: rib space (ICS: intercostal space) "
+                    "and side; see the fibre pages.",
+                    [0.6, 1.8, 1.8, 2, 0.8, 1.4],
+                ),
                 _table(
                     protocol_rows(plan),
                     "Illuminations in delivery order",
@@ -293,6 +397,7 @@ def build_document(case: Case, plan: Plan, figs: dict[str, bytes]):
         Section("Predicted result", [_table(metric_rows(plan), "", [3, 1.5])]),
         criteria_section(plan),
         Section("Warnings", warn_blocks or [Paragraph("none")]),
+        thermal_damage_section(ev, omega_thr, _shot_tips(plan)),
         Section(
             "Sensitivity to optical properties",
             [
@@ -310,30 +415,41 @@ def build_document(case: Case, plan: Plan, figs: dict[str, bytes]):
             ],
         ),
         Section(
-            "Temperature and damage",
+            "Images",
             [Figure(v, captions.get(k, k)) for k, v in figs.items()]
             or [Paragraph("no forward run", style="note")],
-            new_page=bool(figs),
+            new_page=True,
         ),
-        Section("Model", [Paragraph(_MODEL_TEXT, style="note")]),
+        needle_section(
+            case, fibre_needles(plan), safety, (ev.grid, np.asarray(ev.zone, bool)), "fibre"
+        ),
+        Section(
+            "Model, assumptions and sources",
+            [Paragraph(_MODEL_TEXT, style="note"), assumptions_table(plan)],
+            new_page=True,
+        ),
+        provenance_section(plan),
     ]
     record = planning_section(plan)
     if record is not None:
-        sections.insert(4, record)
+        sections.insert(6, record)
     prov = plan.provenance
     footer = f"hepablate {prov.hepablate_version}, {prov.created_utc}. " if prov else ""
     return ReportDocument(
         title="Laser ablation plan",
         subtitle=f"Case {case.case_id}, target {case.target_id}, margin {case.margin_mm:g} mm. "
-        f"Status: {status}.",
+        f"Status: {plan.status}.",
         sections=sections,
         footer=footer + "A planning aid: the clinician decides.",
     )
 
 
 def write_laser_report(out_dir: Path, case: Case, ev: Evaluation) -> list[Path]:
-    """report.html and report.pdf into `out_dir` (figures only when a forward run exists)."""
+    """report.html and report.pdf into `out_dir` (the anatomy always; temperature and damage
+    figures when a forward run exists)."""
     from hepablate.report.document import write_report
 
-    figs = figures(case, ev) if ev.details is not None else {}
-    return list(write_report(build_document(case, ev.plan, figs), out_dir))
+    figs = {"anatomy": anatomy_figure(case, ev)}
+    if ev.details is not None:
+        figs.update(figures(case, ev))
+    return list(write_report(build_document(case, ev, figs), out_dir))
