@@ -16,6 +16,7 @@ interpolation of the threshold crossing, so the 2 mm test grids resolve them bel
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -116,8 +117,10 @@ def ire_block_problem(
     tissues: TissueTable,
     devices: DeviceTable,
     model: str = "nonlinear",
+    temperature_dependence: bool = False,
 ) -> IreProblem:
-    """Homogeneous liver block centred on the origin (odd sizes: a cell centre at 0)."""
+    """Homogeneous liver block centred on the origin (odd sizes: a cell centre at 0). With
+    `temperature_dependence` the Joule heating is solved and sigma follows the temperature."""
     n = [2 * int(math.ceil(hs / spacing_mm)) + 1 for hs in half_size_mm]
     shape_kji = (n[2], n[1], n[0])
     origin = tuple(-(m - 1) * spacing_mm / 2 for m in n)
@@ -128,7 +131,12 @@ def ire_block_problem(
         {"body": full, "liver": full.copy()},
         tissues,
         devices,
-        IreSimulationSettings(conductivity_model=model, thermal=False, grid_spacing_mm=spacing_mm),
+        IreSimulationSettings(
+            conductivity_model=model,
+            thermal=temperature_dependence,
+            temperature_dependence=temperature_dependence,
+            grid_spacing_mm=spacing_mm,
+        ),
     )
 
 
@@ -165,8 +173,8 @@ def reproduce_ire(
     spacing_mm: float = 1.0,
     tissues: TissueTable | None = None,
     model: str = "nonlinear",
+    temperature_dependence: bool = False,
 ) -> IreField:
-    import time
 
     tissues = tissues or load_tissue_table()
     p = exp.protocol
@@ -175,7 +183,9 @@ def reproduce_ire(
         BLOCK_MARGIN_MM,
         p.exposure_mm / 2 + BLOCK_MARGIN_MM,
     )
-    prob = ire_block_problem(half, spacing_mm, tissues, load_device_table(), model)
+    prob = ire_block_problem(
+        half, spacing_mm, tissues, load_device_table(), model, temperature_dependence
+    )
     probes, pairs = ire_layout(exp, voltage_v)
     t0 = time.perf_counter()
     res = prob.simulate(probes, pairs)
