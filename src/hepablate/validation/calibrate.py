@@ -16,7 +16,7 @@ import numpy as np
 
 from hepablate.anatomy.tissues import TissueTable, load_tissue_table
 from hepablate.validation.experiments import IreExperiment
-from hepablate.validation.reproduce import IreField
+from hepablate.validation.reproduce import ConductivityModel, IreField
 
 #: The liver sigma(E) variants compared; each picks values already in tissues.yaml (value or an
 #: end of its literature range), so every number has its source there.
@@ -26,7 +26,9 @@ SIGMA_VARIANTS = ("table", "sel2005", "constant")
 THRESHOLD_SCAN_V_PER_CM = np.arange(300.0, 800.0 + 1e-9, 5.0)
 
 
-def sigma_variant_table(variant: str, base: TissueTable | None = None) -> tuple[TissueTable, str]:
+def sigma_variant_table(
+    variant: str, base: TissueTable | None = None
+) -> tuple[TissueTable, ConductivityModel]:
     """(tissue table, model name) of a liver sigma(E) variant.
 
     table: the tissue table's values (Go-Smart: 0.08 -> 0.32 S/m, ramp 350 -> 700 V/cm);

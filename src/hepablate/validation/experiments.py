@@ -147,9 +147,12 @@ class ValidationSuite(_Strict):
     not_reproduced: list[NotReproduced]
 
     def get(self, exp_id: str) -> IreExperiment | LaserExperiment:
-        for e in [*self.ire, *self.laser]:
-            if e.id == exp_id:
-                return e
+        for ire in self.ire:
+            if ire.id == exp_id:
+                return ire
+        for las in self.laser:
+            if las.id == exp_id:
+                return las
         raise KeyError(exp_id)
 
 

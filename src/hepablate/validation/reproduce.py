@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 import scipy.ndimage as ndi
@@ -38,6 +39,8 @@ from hepablate.plans.model import (
     Probe,
 )
 from hepablate.validation.experiments import IreExperiment, LaserExperiment, load_validation_suite
+
+ConductivityModel = Literal["nonlinear", "constant"]
 
 #: Margin (mm) of tissue around the expected zone; the zero-flux / fixed-temperature block
 #: boundary is this far from the probes (the measured zones reach at most 25 mm from them).
@@ -116,14 +119,18 @@ def ire_block_problem(
     spacing_mm: float,
     tissues: TissueTable,
     devices: DeviceTable,
-    model: str = "nonlinear",
+    model: ConductivityModel = "nonlinear",
     temperature_dependence: bool = False,
 ) -> IreProblem:
     """Homogeneous liver block centred on the origin (odd sizes: a cell centre at 0). With
     `temperature_dependence` the Joule heating is solved and sigma follows the temperature."""
     n = [2 * int(math.ceil(hs / spacing_mm)) + 1 for hs in half_size_mm]
     shape_kji = (n[2], n[1], n[0])
-    origin = tuple(-(m - 1) * spacing_mm / 2 for m in n)
+    origin = (
+        -(n[0] - 1) * spacing_mm / 2,
+        -(n[1] - 1) * spacing_mm / 2,
+        -(n[2] - 1) * spacing_mm / 2,
+    )
     grid = Volume(np.zeros(shape_kji, np.uint8), (spacing_mm,) * 3, origin)
     full = np.ones(shape_kji, bool)
     return IreProblem(
@@ -172,7 +179,7 @@ def reproduce_ire(
     voltage_v: float,
     spacing_mm: float = 1.0,
     tissues: TissueTable | None = None,
-    model: str = "nonlinear",
+    model: ConductivityModel = "nonlinear",
     temperature_dependence: bool = False,
 ) -> IreField:
 
