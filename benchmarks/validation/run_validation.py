@@ -107,16 +107,7 @@ def run_ire(spacing_mm: float, threshold_v_per_cm: float | None) -> dict:
         out["variants"], key=lambda v: out["variants"][v]["calibration_rms_relative_error"]
     )
     out["lowest_calibration_error_variant"] = chosen
-    # Can the zone data constrain the temperature coefficient of sigma? The calibration arm
-    # again with Joule heating and sigma x (1 + alpha (T - 37 degC)).
-    thr_fit = out["variants"]["table"]["fitted_threshold_v_per_cm"]
-    td = {}
-    for e in cal:
-        f0 = reproduce_ire(e, e.voltages_v()[0], spacing_mm, base)
-        f1 = reproduce_ire(e, e.voltages_v()[0], spacing_mm, base, temperature_dependence=True)
-        d0, d1 = f0.dimensions_mm(thr_fit), f1.dimensions_mm(thr_fit)
-        td[e.id] = {k: round(d1[k] - d0[k], 3) for k in d0}
-    out["temperature_dependence_zone_change_mm"] = td
+
     thr = threshold_v_per_cm if threshold_v_per_cm is not None else default_thr
     out["table_threshold_v_per_cm"] = thr
     out["rows"] = ire_rows(out["variants"]["table"]["fields"], suite.ire, thr)
@@ -221,14 +212,7 @@ def markdown(result: dict) -> str:
     lines += [
         "",
         f"Lowest calibration error: `{ire['lowest_calibration_error_variant']}`; the default "
-        "kept is argued under Discussion. Change of the calibration zone (mm) when sigma also "
-        "follows the Joule heating (alpha from the tissue table): "
-        + ", ".join(
-            f"{k[:-3]} {v:+.3f}"
-            for d in ire["temperature_dependence_zone_change_mm"].values()
-            for k, v in d.items()
-        )
-        + ".",
+        "kept is argued under Discussion.",
         "",
         "### Laser (tissue-table optics, point source)",
         "",
