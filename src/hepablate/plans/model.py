@@ -123,6 +123,18 @@ class LaserSimulationSettings(_Input):
     optical_sensitivity: bool = Field(
         True, description="also report the zone at the ends of the optical property ranges"
     )
+    initial_temperature_c: float | None = Field(
+        None,
+        ge=0.0,
+        le=60.0,
+        description="tissue temperature at the start (degC); None: the tissue table's blood "
+        "temperature (in vivo). Ex-vivo bench experiments start at room or bath temperature",
+    )
+    perfusion: bool = Field(
+        True,
+        description="False for ex-vivo tissue: no blood perfusion and no metabolic heat, and the "
+        "body surface and vessels are held at initial_temperature_c (ambient) instead of blood",
+    )
 
 
 class Metrics(_Model):

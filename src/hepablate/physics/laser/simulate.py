@@ -412,20 +412,27 @@ def _simulate_laser(
     grid, tix, body = domain.grid, domain.tissue_index, domain.body
     h = float(grid.spacing_mm[0])
     t_idx = np.where(tix >= 0, tix, 0).astype(np.intp)
+    # Ex-vivo mode (perfusion off): dead tissue has neither perfusion nor metabolism, and the
+    # temperature that the surface and the vessels hold is the ambient start temperature.
+    t_start_c = (
+        mats.t_blood_c if settings.initial_temperature_c is None else settings.initial_temperature_c
+    )
+    t_ref_c = mats.t_blood_c if settings.perfusion else t_start_c
+    live = 1.0 if settings.perfusion else 0.0
     model = ThermalModel.build(
         conductivity_w_per_m_k=mats.k[t_idx],
         rho_c_j_per_m3_k=mats.rho_c[t_idx],
-        wcb_w_per_m3_k=mats.wcb[t_idx],
-        qmet_w_per_m3=mats.qmet[t_idx],
+        wcb_w_per_m3_k=live * mats.wcb[t_idx],
+        qmet_w_per_m3=live * mats.qmet[t_idx],
         body=body,
         heat_sink=domain.heat_sink,
         spacing_mm=h,
-        t_blood_c=mats.t_blood_c,
+        t_blood_c=t_ref_c,
     )
     dt_max = min(settings.time_step_s, 0.95 * model.stable_dt_s())
     arr = ArrheniusParams.from_table(tissues)
     cem_thr = tissues.damage.cem43_threshold_min.value
-    state = ThermalState.initial(grid.array.shape, mats.t_blood_c)
+    state = ThermalState.initial(grid.array.shape, t_start_c)
     shape = grid.array.shape
     steps = sorted({s.step for s in shots})
     total_s = sum(max(s.duration_s for s in shots if s.step == st) for st in steps)
@@ -518,7 +525,7 @@ def _simulate_laser(
     hist = {
         i: (np.array([x[0] for x in v]), np.array([x[1] for x in v])) for i, v in history.items()
     }
-    tip_max = {i: float(v[1].max()) if v[1].size else mats.t_blood_c for i, v in hist.items()}
+    tip_max = {i: float(v[1].max()) if v[1].size else t_start_c for i, v in hist.items()}
     return LaserResult(
         grid=grid,
         structures=domain.structures,
