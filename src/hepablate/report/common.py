@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from hepablate.anatomy.vocabulary import BOWEL, base_name
 from hepablate.case.model import Case
 from hepablate.plans.model import CriterionResult, Plan
 from hepablate.report.document import Block, Paragraph, Section, Table
@@ -102,11 +103,10 @@ _CHECK_NEEDS: dict[str, str] = {
 
 def unsegmented_section(case: Case) -> Section:
     """The structures a check needs that the case does not segment (or segments empty)."""
-    missing = [
-        [name, why]
-        for name, why in _CHECK_NEEDS.items()
-        if name not in case.structures or not case.structures[name].any()
-    ]
+    present = {base_name(k) for k, m in case.structures.items() if m.any()}
+    if present & BOWEL:
+        present.add("bowel")  # "bowel" is the generic label; its named parts stand for it
+    missing = [[name, why] for name, why in _CHECK_NEEDS.items() if name not in present]
     if not missing:
         return Section(
             "Structures not segmented",

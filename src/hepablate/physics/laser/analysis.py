@@ -24,15 +24,17 @@ import numpy as np
 from scipy import ndimage
 
 from hepablate.anatomy.tissues import TissueTable
-from hepablate.anatomy.vocabulary import BILE_DUCTS, VESSELS, base_name
+from hepablate.anatomy.vocabulary import BILE_DUCTS, BOWEL, VESSELS, base_name
 from hepablate.case.model import Case
 from hepablate.devices.catalog import DeviceTable
 from hepablate.evaluation.metrics import evaluate_zone
 from hepablate.physics.laser.simulate import LaserResult, simulate_laser
 from hepablate.plans.model import LaserSimulationSettings, Plan, PlanWarning
 
-#: Organs whose thermal damage is a complication (besides vessels and bile ducts).
-CRITICAL_ORGANS = frozenset({"gallbladder", "bowel", "stomach"})
+#: Organs whose thermal damage is a complication (besides vessels and bile ducts): the
+#: gallbladder and every part of the bowel (stomach, duodenum, colon; perforation is a listed
+#: complication of thermal ablation, criteria.yaml).
+CRITICAL_ORGANS = frozenset({"gallbladder"}) | BOWEL
 #: Coarsest grid on which the optical sensitivity runs (mm); see the module docstring.
 SENSITIVITY_SPACING_MM = 2.5
 
