@@ -3,7 +3,6 @@ planner prefers split trains, other layouts and lower voltages to voltage raises
 it, keeps the engine's warnings, and says so when it cannot avoid it."""
 
 import numpy as np
-import pytest
 from scipy import ndimage
 
 from hepablate.optimize import IrePlanOptions, plan_ire
@@ -42,7 +41,9 @@ class ThermalFakeProblem(FakeIreProblem):
             d = (s1 - s0) / np.linalg.norm(s1 - s0)
             rel = self._pts - s0
             t = np.clip(rel @ d, 0.0, float(np.linalg.norm(s1 - s0)))
-            near[p.id] = (np.linalg.norm(rel - t[:, None] * d, axis=1) <= HEAT_REACH_MM).reshape(shape)
+            near[p.id] = (np.linalg.norm(rel - t[:, None] * d, axis=1) <= HEAT_REACH_MM).reshape(
+                shape
+            )
         omega = np.zeros(shape, np.float32)
         for pr in pairs:
             e = pr.voltage_v / (probe_spacing_mm(by[pr.anode], by[pr.cathode]) / 10.0)

@@ -32,14 +32,15 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy import ndimage
-from scipy.spatial import cKDTree
 
 from hepablate.anatomy.vocabulary import NO_GO, base_name
 from hepablate.case.model import Case
 from hepablate.errors import InputError
 from hepablate.placement.geometry import unit
+from hepablate.placement.nogo import NoGoField
 
 if TYPE_CHECKING:
+    from hepablate.placement.approach import PatientPosition
     from hepablate.plans.model import PlanWarning
 
 #: Step (mm) for sampling paths.
@@ -68,47 +69,85 @@ class PathCheck:
     """Name of the closest no-go structure when the path is not clear, or why there is no
     entry (`ENTRY_OUTSIDE_IMAGE`, `TIP_OUTSIDE_BODY`)."""
     ok: bool
+    margin_mm: float = 0.0
+    """Smallest clearance minus the structure's own safety distance (mm; >= 0 when clear)."""
+    crosses: tuple[str, ...] = ()
+    """Structures the path may cross with a warning that it does cross (the pleural
+    recess)."""
 
 
 class PathMap:
-    """Distance maps of one case used to find entries and check needle paths."""
+    """Distance maps of one case used to find entries and check needle paths.
 
-    def __init__(self, case: Case, safety_distance_mm: float):
+    Each no-go structure is held to `safety_distance_mm` or, where approaches.yaml gives one
+    (e.g. bone: the needle must not hit a rib, but the vessels' distance need not apply), to
+    its own distance, never more than the general one; structures that may be crossed with a
+    warning (approaches.yaml `crossable_with_warning`: the pleural recess) are not no-go.
+    Structures with the same distance share one `NoGoField`."""
+
+    def __init__(
+        self,
+        case: Case,
+        safety_distance_mm: float,
+        structure_safety_mm: dict[str, float] | None = None,
+        crossable: set[str] | None = None,
+    ):
+        from hepablate.placement.approach import load_approach_settings
+
         self.case = case
         self.grid = case.grid
         self.safety_distance_mm = float(safety_distance_mm)
+        settings = load_approach_settings()
+        if structure_safety_mm is None:
+            structure_safety_mm = {
+                k: q.value for k, q in settings.structure_safety_distance_mm.items()
+            }
+        if crossable is None:
+            crossable = set(settings.crossable_with_warning)
+        self.crossable = crossable
         body = case.structures.get("body")
         self.body: np.ndarray = (
             body if body is not None else np.ones(self.grid.array.shape, dtype=bool)
         )
-        nogo = np.zeros(self.grid.array.shape, dtype=bool)
-        self._labels = np.zeros(self.grid.array.shape, dtype=np.int16)
+        shape = self.grid.array.shape
+        nogo = np.zeros(shape, dtype=bool)
+        self._labels = np.zeros(shape, dtype=np.int16)
         self.names: list[str] = []
+        self.required_mm: dict[str, float] = {}
+        """Safety distance (mm) per no-go structure key."""
         for key, m in case.structures.items():
-            is_other_tumour = base_name(key) == "tumour" and key != case.target_key
-            if (base_name(key) in NO_GO or is_other_tumour) and m.any():
+            b = base_name(key)
+            is_other_tumour = b == "tumour" and key != case.target_key
+            if (b in NO_GO or is_other_tumour) and b not in crossable and m.any():
                 self.names.append(key)
                 self._labels[m & ~nogo] = len(self.names)
                 nogo |= m
+                self.required_mm[key] = min(
+                    self.safety_distance_mm, structure_safety_mm.get(b, self.safety_distance_mm)
+                )
         self._nogo = nogo
-        self._tree: cKDTree | None = None
-        self._surf_idx = np.zeros((0, 3), dtype=np.int64)
+        self._crossable = np.zeros(shape, dtype=bool)
+        for key, m in case.structures.items():
+            if base_name(key) in crossable:
+                self._crossable |= m
+        self._margin_map: np.ndarray | None = None
+        self.approach_cache: dict[tuple, list] = {}
+        """`hepablate.placement.approach.approaches` per (centre, tilt, position, region)."""
+        self.fields: list[NoGoField] = []
+        for req in sorted(set(self.required_mm.values()), reverse=True):
+            mask = np.zeros(shape, dtype=bool)
+            for i, key in enumerate(self.names):
+                if self.required_mm[key] == req:
+                    mask |= self._labels == i + 1
+            self.fields.append(NoGoField(self.grid, mask, self._labels, req))
+        self._field_labels = [
+            {i + 1 for i, k in enumerate(self.names) if self.required_mm[k] == f.required_mm}
+            for f in self.fields
+        ]
         spacing = np.asarray(self.grid.spacing_mm, float)
-        #: Half the diagonal of a voxel (mm).
-        self._half_diag = 0.5 * float(np.linalg.norm(spacing))
         #: How far the true surface of a structure segmented by voxel centres can lie from the
         #: voxel boxes along its normal: half the largest spacing (mm).
         self.voxel_bound_mm = 0.5 * float(spacing.max())
-        sampling = tuple(reversed(self.grid.spacing_mm))
-        if nogo.any():
-            dist, idx = ndimage.distance_transform_edt(
-                ~nogo, sampling=sampling, return_indices=True
-            )
-            self.nogo_dist_mm = dist.astype(np.float32)
-            self._nearest_label = self._labels[tuple(idx)]
-        else:
-            self.nogo_dist_mm = np.full(self.grid.array.shape, np.inf, dtype=np.float32)
-            self._nearest_label = self._labels
 
     # ---- sampling ----------------------------------------------------------------------------
     def _index(self, pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -124,87 +163,80 @@ class PathMap:
         out[inside] = self.body[k[:, 2], k[:, 1], k[:, 0]]
         return out
 
-    def nogo_distance(self, pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Coarse (distance mm, nearest no-go label index) at points, read from the
-        voxel-centred distance map at the nearest voxel; outside the grid: inf, 0. Within two
-        half-diagonals of the exact distance; use `exact_nogo_distance` or `path_clearance`
-        for decisions."""
+    def in_structures(self, pts: np.ndarray, bases: set[str]) -> np.ndarray:
+        """Whether each point lies in a structure of one of the base names `bases`."""
         ijk, inside = self._index(pts)
-        d = np.full(len(pts), np.inf)
-        lab = np.zeros(len(pts), dtype=int)
+        out = np.zeros(len(pts), dtype=bool)
         k = ijk[inside]
-        d[inside] = self.nogo_dist_mm[k[:, 2], k[:, 1], k[:, 0]]
-        lab[inside] = self._nearest_label[k[:, 2], k[:, 1], k[:, 0]]
+        hit = np.zeros(len(k), dtype=bool)
+        for key, m in self.case.structures.items():
+            if base_name(key) in bases:
+                hit |= m[k[:, 2], k[:, 1], k[:, 0]]
+        out[inside] = hit
+        return out
+
+    def margin_map(self) -> np.ndarray:
+        """Voxel-centred coarse margin (mm): the smallest over the fields of the distance to
+        its no-go voxels minus its safety distance (for screening many paths at once)."""
+        if self._margin_map is None:
+            out = np.full(self.grid.array.shape, np.inf, dtype=np.float32)
+            for f in self.fields:
+                np.minimum(out, f.dist_mm - np.float32(f.required_mm), out=out)
+            self._margin_map = out
+        return self._margin_map
+
+    def _present_crossable(self) -> set[str]:
+        return {base_name(k) for k, m in self.case.structures.items() if m.any()}
+
+    @staticmethod
+    def _min_over(results: list[tuple[np.ndarray, np.ndarray]], n: int):
+        d = np.full(n, np.inf)
+        lab = np.zeros(n, dtype=int)
+        for dd, ll in results:
+            better = dd < d
+            d[better], lab[better] = dd[better], ll[better]
         return d, lab
 
-    def _tree_of_surface(self) -> cKDTree | None:
-        """KD-tree of the centres (LPS mm) of no-go voxels with a face on non-no-go tissue."""
-        if self._tree is None and self._nogo.any():
-            surf = self._nogo & ~ndimage.binary_erosion(self._nogo, border_value=1)
-            self._surf_idx = np.argwhere(surf)  # (k, j, i)
-            centres = self.grid.index_to_lps(self._surf_idx[:, ::-1].astype(float))
-            self._tree = cKDTree(centres)
-        return self._tree
+    def nogo_distance(self, pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Coarse (distance mm, nearest no-go label index) at points, read from the
+        voxel-centred distance maps at the nearest voxel; outside the grid: inf, 0. Within two
+        half-diagonals of the exact distance; use `exact_nogo_distance` or `path_clearance`
+        for decisions."""
+        return self._min_over([f.coarse(pts) for f in self.fields], len(pts))
 
     def exact_nogo_distance(self, pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(distance mm, no-go label index) from each point to the nearest no-go voxel box:
         exact for any spacing and direction; 0 inside a no-go voxel; inf, 0 without no-go."""
         pts = np.atleast_2d(np.asarray(pts, float))
-        d = np.full(len(pts), np.inf)
-        lab = np.zeros(len(pts), dtype=int)
-        tree = self._tree_of_surface()
-        if tree is None:
-            return d, lab
-        ijk, inside = self._index(pts)
-        k = ijk[inside]
-        hit = np.zeros(len(pts), dtype=bool)
-        hit[inside] = self._nogo[k[:, 2], k[:, 1], k[:, 0]]
-        d[hit] = 0.0
-        kh = ijk[hit]
-        lab[hit] = self._labels[kh[:, 2], kh[:, 1], kh[:, 0]]
-        rest = np.flatnonzero(~hit)
-        if rest.size == 0:
-            return d, lab
-        # Work in the grid's own axes (mm along i, j, k), where voxels are axis-aligned boxes.
-        rot = np.asarray(self.grid.direction, float)
-        half = 0.5 * np.asarray(self.grid.spacing_mm, float)
-        origin = np.asarray(self.grid.origin_lps_mm, float)
-        n = len(self._surf_idx)
-        for p_i in rest:
-            p = pts[p_i]
-            kq = min(16, n)
-            while True:
-                dist, nn = tree.query(p, k=kq)
-                dist, nn = np.atleast_1d(dist), np.atleast_1d(nn)
-                idx = self._surf_idx[nn][:, ::-1].astype(float)  # (i, j, k)
-                q = rot.T @ (p - origin)
-                rel = np.abs(q[None, :] - idx * (2.0 * half)[None, :]) - half[None, :]
-                box = np.sqrt((np.maximum(rel, 0.0) ** 2).sum(axis=1))
-                best = int(np.argmin(box))
-                # No farther centre can have a nearer box: boxes reach half a diagonal.
-                if kq >= n or dist[-1] - self._half_diag >= box[best] or kq >= 4096:
-                    break
-                kq = min(kq * 4, n)
-            d[p_i] = float(box[best])
-            kk = self._surf_idx[nn[best]]
-            lab[p_i] = int(self._labels[kk[0], kk[1], kk[2]])
-        return d, lab
+        return self._min_over([f.exact(pts) for f in self.fields], len(pts))
 
     def path_clearance(self, pts: np.ndarray) -> tuple[float, int, int]:
-        """Smallest exact clearance (mm) over the sample points of a path, the no-go label
-        index there and the sample's index. The voxel-centred distance map preselects the
-        samples within reach of the minimum; only those get an exact distance."""
-        if len(pts) == 0:
-            return float("inf"), 0, -1
-        coarse, _ = self.nogo_distance(pts)
-        if not np.isfinite(coarse).any():
-            return float("inf"), 0, -1
-        # exact is within [coarse - 2 h, coarse + h] (h: half-diagonal): candidates for the
-        # minimum are the samples with coarse <= min(coarse) + 3 h.
-        cand = np.flatnonzero(coarse <= float(np.min(coarse)) + 3.0 * self._half_diag + 1e-9)
-        d, lab = self.exact_nogo_distance(pts[cand])
-        i = int(np.argmin(d))
-        return float(d[i]), int(lab[i]), int(cand[i])
+        """Smallest exact clearance (mm) over the sample points of a path from any no-go
+        structure, the no-go label index there and the sample's index."""
+        best: tuple[float, int, int] = (float("inf"), 0, -1)
+        for f in self.fields:
+            got = f.path_clearance(pts)
+            if got[0] < best[0]:
+                best = got
+        return best
+
+    def path_margins(self, pts: np.ndarray, exact: bool = True) -> list[tuple[float, float, int]]:
+        """Per field: (clearance mm, required mm, label index) of the path samples `pts`;
+        with `exact` False a clearance surely above the required one is the coarse value."""
+        out = []
+        for f in self.fields:
+            c, lab, _ = f.path_clearance(pts, None if exact else f.required_mm)
+            out.append((c, f.required_mm, lab))
+        return out
+
+    def distance_to_bases(self, pts: np.ndarray, bases: set[str]) -> np.ndarray | None:
+        """Coarse distance (mm) from each point to the structures of base names `bases`, when
+        they have a field of their own (else None)."""
+        keys = {i + 1 for i, k in enumerate(self.names) if base_name(k) in bases}
+        for f, labs in zip(self.fields, self._field_labels, strict=True):
+            if labs and labs <= keys:
+                return f.coarse(pts)[0]
+        return None
 
     # ---- entries and paths -------------------------------------------------------------------
     def skin_entry_or_reason(
@@ -236,8 +268,16 @@ class PathMap:
         return self.skin_entry_or_reason(tip, direction)[0]
 
     def check_path(
-        self, tip: np.ndarray, direction: np.ndarray, entry_region: EntryRegion | None = None
+        self,
+        tip: np.ndarray,
+        direction: np.ndarray,
+        entry_region: EntryRegion | None = None,
+        exact_clearance: bool = True,
     ) -> PathCheck:
+        """The path from the skin entry to `tip` along `direction`: clear when every no-go
+        structure keeps its safety distance (decided on exact distances). With
+        `exact_clearance` False (the planners' many checks) `clearance_mm` is the coarse value
+        where it is surely above the safety distance."""
         entry, why = self.skin_entry_or_reason(tip, direction)
         if entry is None:
             return PathCheck(None, float("nan"), 0.0, why or "body", False)
@@ -246,15 +286,24 @@ class PathMap:
         if t[-1] < depth - 1e-9:
             t = np.append(t, depth)  # include the tip itself
         pts = entry[None, :] + t[:, None] * unit(direction)[None, :]
-        clearance, lab, _ = self.path_clearance(pts)
-        ok = clearance >= self.safety_distance_mm
+        margins = self.path_margins(pts, exact_clearance)
+        clearance = min((c for c, _, _ in margins), default=float("inf"))
+        # The structure that falls shortest of its own safety distance blocks the path.
+        margin, lab = min(((c - r, lab) for c, r, lab in margins), default=(float("inf"), 0))
+        ok = margin >= -1e-9
         blocking = self.names[lab - 1] if (not ok and lab > 0) else None
+        crosses: tuple[str, ...] = ()
+        if self._crossable.any():
+            ijk, inside = self._index(pts)
+            k = ijk[inside]
+            if self._crossable[k[:, 2], k[:, 1], k[:, 0]].any():
+                crosses = tuple(sorted(self.crossable & self._present_crossable()))
         if entry_region is not None:
             dist = float(np.linalg.norm(entry - np.asarray(entry_region.centre_lps_mm)))
             if dist > entry_region.radius_mm:
                 ok = False
                 blocking = blocking or "outside entry region"
-        return PathCheck(entry, depth, clearance, blocking, ok)
+        return PathCheck(entry, depth, clearance, blocking, ok, margin, crosses)
 
     def validate_entry_region(self, region: EntryRegion, source: str = "--entry") -> None:
         """The region must contain body-surface voxels, else an InputError."""
@@ -278,53 +327,17 @@ def candidate_directions(
     path_map: PathMap,
     max_tilt_deg: float,
     entry_region: EntryRegion | None = None,
-    n_azimuth: int = 24,
-    tilts_deg: tuple[float, ...] = (0.0, 15.0, -15.0, 30.0, -30.0),
+    position: PatientPosition = "supine",
 ) -> list[np.ndarray]:
-    """Insertion directions (entry -> tip, unit LPS) ordered by path length, shortest first.
+    """Insertion directions (entry -> tip, unit LPS) in the order of
+    `hepablate.placement.approach.approaches`: clear central paths first, windows of every
+    kind interleaved, shortest first within each; skin the patient `position` exposes."""
+    from hepablate.placement.approach import approaches
 
-    Without an entry region: directions whose reverse points anterior or lateral (patient
-    supine: no posterior entries), with craniocaudal tilt up to `max_tilt_deg`. With one: the
-    direction from each of a few points of the region towards the target.
-    """
-    c = np.asarray(target_centre, float)
-    dirs: list[np.ndarray] = []
-    if entry_region is not None:
-        e = np.asarray(entry_region.centre_lps_mm, float)
-        dirs.append(unit(c - e))
-        r = entry_region.radius_mm
-        for off in (
-            [r / 2, 0, 0],
-            [-r / 2, 0, 0],
-            [0, r / 2, 0],
-            [0, -r / 2, 0],
-            [0, 0, r / 2],
-            [0, 0, -r / 2],
-        ):
-            dirs.append(unit(c - (e + np.asarray(off))))
-    else:
-        for tilt in tilts_deg:
-            if abs(tilt) > max_tilt_deg + 1e-9:
-                continue
-            for az in np.linspace(0, 2 * np.pi, n_azimuth, endpoint=False):
-                back = np.array(
-                    [
-                        np.cos(az) * np.cos(np.radians(tilt)),
-                        np.sin(az) * np.cos(np.radians(tilt)),
-                        np.sin(np.radians(tilt)),
-                    ]
-                )
-                if back[1] > 0.2:  # entry would be posterior (y is posterior in LPS)
-                    continue
-                dirs.append(-back)
-    scored = []
-    for d in dirs:
-        entry = path_map.skin_entry(c, d)
-        if entry is None:
-            continue
-        scored.append((float(np.linalg.norm(entry - c)), d))
-    scored.sort(key=lambda x: x[0])
-    return [d for _, d in scored]
+    return [
+        a.direction_lps
+        for a in approaches(target_centre, path_map, max_tilt_deg, position, entry_region)
+    ]
 
 
 def needle_clearances(
@@ -333,9 +346,12 @@ def needle_clearances(
     safety_mm: float,
     paths: PathMap | None = None,
 ) -> tuple[float | None, list[PlanWarning]]:
-    """Smallest clearance (mm) of the needle paths (skin entry to tip) from no-go structures,
+    """Smallest clearance (mm) of the needle paths (skin entry to tip) from the no-go
+    structures held to the general safety distance,
     and a warning for each needle (name, tip LPS mm, direction) that comes closer than
-    `safety_mm` (error level; 0.1 mm allowed for the rounding of stored coordinates) or whose
+    `safety_mm` to a structure, or than that structure's own distance (approaches.yaml, e.g.
+    bone), (error level; 0.1 mm allowed for the rounding of stored coordinates), that crosses
+    the pleural recess (warning), or whose
     line leaves the image before the body surface (then its path could not be checked; the
     grid face is never taken as skin)."""
     from hepablate.plans.model import PlanWarning
@@ -366,20 +382,32 @@ def needle_clearances(
                 )
             )
             continue
-        c = float(chk.clearance_mm)
-        worst = c if worst is None else min(worst, c)
-        if c < safety_mm - 0.1:
-            d = unit(np.asarray(direction, float))
-            t = np.arange(0.0, chk.depth_mm + 1e-9, PATH_STEP_MM)
-            pts = np.asarray(chk.entry_lps_mm)[None, :] + t[:, None] * d[None, :]
-            _, lab, _ = pm.path_clearance(pts)
-            near = pm.names[lab - 1] if lab > 0 else "a no-go structure"
+        d = unit(np.asarray(direction, float))
+        t = np.arange(0.0, chk.depth_mm + 1e-9, PATH_STEP_MM)
+        pts = np.asarray(chk.entry_lps_mm)[None, :] + t[:, None] * d[None, :]
+        for c, req, lab in pm.path_margins(pts):
+            if req >= pm.safety_distance_mm - 1e-9:
+                # The plan's clearance metric: structures held to the general distance.
+                worst = c if worst is None else min(worst, c)
+            if c < req - 0.1:
+                near = pm.names[lab - 1] if lab > 0 else "a no-go structure"
+                out.append(
+                    PlanWarning(
+                        level="error",
+                        code="needle_path_unsafe",
+                        message=f"{name}: the path from the skin passes {c:.1f} mm from "
+                        f"{near} ({req:g} mm required)",
+                    )
+                )
+        for b in chk.crosses:
             out.append(
                 PlanWarning(
-                    level="error",
-                    code="needle_path_unsafe",
-                    message=f"{name}: the path from the skin passes {c:.1f} mm from {near} "
-                    f"({safety_mm:g} mm required)",
+                    level="warning",
+                    code="needle_crosses_pleura" if b == "pleura" else f"needle_crosses_{b}",
+                    message=f"{name}: the path crosses the {b} (the pleural recess below the "
+                    "lung edge: risk of pneumothorax; aerated lung is not crossed)"
+                    if b == "pleura"
+                    else f"{name}: the path crosses the {b}",
                 )
             )
     return worst, out

@@ -1,6 +1,7 @@
 """Probes of a layout: which pairs are energised, needle paths clear of no-go structures,
 probes placed shallower next to a structure, and angled probes where a parallel path is
-blocked (`--allow-angled`)."""
+blocked (from the start with `--allow-angled`, else once the search finds parallel paths
+blocked)."""
 
 from __future__ import annotations
 
@@ -66,7 +67,9 @@ def check_path(pl: IrePlanner, tip: np.ndarray, d: np.ndarray) -> Any:
     key = (tuple(np.round(tip, 3)), tuple(np.round(d, 6)))
     chk = pl.path_cache.get(key)
     if chk is None:
-        chk = pl.paths.check_path(np.asarray(tip, float), np.asarray(d, float), pl.entry)
+        chk = pl.paths.check_path(
+            np.asarray(tip, float), np.asarray(d, float), pl.entry, exact_clearance=False
+        )
         pl.path_cache.put(key, chk)
     return chk
 
@@ -105,7 +108,7 @@ def pair_spacing_ok(lim: Limits, probes: list[Probe], pairs: list[tuple[int, int
     return all(probe_spacing_mm(probes[i], probes[j]) <= hi + 1e-6 for i, j in pairs)
 
 
-# ---- angled probes (--allow-angled) ----------------------------------------------------------
+# ---- angled probes ----------------------------------------------------------
 
 
 def angled_ok(
@@ -255,7 +258,7 @@ def make_probes(
         if chk.ok:
             tip = tip - back * d
         dirn = d
-        if pl.opts.allow_angled:
+        if state.angled:
             partners = [j for j, k in pairs if k == i] + [k for j, k in pairs if j == i]
             partners = [j for j in partners if j < i]
             probe = make_probe(pl.lim, i, cycle, tip, d, exposure, chk)
