@@ -102,8 +102,10 @@ def run_search(pl: IrePlanner) -> IrePlanOutcome:
         state = after_shortfall(pl, state, conf)
         if attempts == max_attempts and not state.angled and paths_blocked(pl):
             # Parallel layouts fell short while others had blocked paths: angled probes may
-            # pass the structures that blocked those (through other windows).
-            state = go_angled(pl, state)
+            # pass the structures that blocked those (through other windows). The blocked
+            # layouts were never tried, so the search starts again from its first estimates.
+            fresh = SearchState.initial(pl.lim, angled=True)
+            state = go_angled(pl, large_target_state(pl, fresh) if large else fresh)
             max_attempts += ANGLED_ATTEMPTS
     pl.progress.finish()
     pl.record.stats["search_attempts"] = attempts
