@@ -260,7 +260,8 @@ class PathMap:
         if not inside[first_out]:
             return None, ENTRY_OUTSIDE_IMAGE  # left the grid while in the body
         # The line crossed from body to non-body inside the image: that is the skin.
-        return pts[first_out - 1], None
+        # A copy: a view would keep the whole sampled line alive in the path caches.
+        return pts[first_out - 1].copy(), None
 
     def skin_entry(self, tip: np.ndarray, direction: np.ndarray) -> np.ndarray | None:
         """Where the line through `tip` against `direction` leaves the body (LPS mm); None when

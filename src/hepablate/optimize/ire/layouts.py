@@ -31,6 +31,8 @@ MAX_SPLITS = 3
 #: Insertion directions tried per round (`placement.approach.approaches` order: windows of
 #: every kind, shortest clear path first within each).
 MAX_DIRECTIONS = 8
+#: With angled placement each blocked probe tries many directions: the first 4 windows only.
+ANGLED_DIRECTIONS = 4
 
 
 # ---- fitting one layout ----------------------------------------------------------------------
@@ -257,7 +259,7 @@ def candidate_layouts(
     centre = pts.mean(axis=0)
     dirs = candidate_directions(
         centre, pl.paths, pl.defaults.max_tilt_deg.value, pl.entry, pl.opts.patient_position
-    )[:MAX_DIRECTIONS]
+    )[: ANGLED_DIRECTIONS if state.angled else MAX_DIRECTIONS]
     out: list[Candidate] = []
     single_fits = False
     mask_idx = np.argwhere(pl.search_region)

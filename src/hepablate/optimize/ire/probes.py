@@ -19,6 +19,13 @@ if TYPE_CHECKING:
     from hepablate.optimize.ire.planner import IrePlanner
 
 
+#: Needle paths the angled placements of one plan may check at most: each blocked probe tries
+#: up to 60 directions, so without a bound a search over 8 windows, 5 probe counts and
+#: 6 rotations can check millions of paths (minutes, issue 12). Past it, blocked probes
+#: drop their layout as without angled placement, and the plan's notes say so.
+ANGLED_PATH_BUDGET = 30_000
+
+
 def unit_dir(v) -> np.ndarray:  # re-export for callers that build probes by hand
     return unit(np.asarray(v, float))
 
@@ -182,6 +189,9 @@ def place_angled(
     `max_probe_angle_deg`; the first direction (smallest deviation) whose path is clear
     and that keeps the spacing rules with the probes already placed wins. A pull-back
     cycle keeps the direction of the probe's previous cycle."""
+    if pl.record.stats.get("angled_path_checks", 0) >= ANGLED_PATH_BUDGET:
+        pl.record.stats["angled_budget_exhausted"] = 1
+        return None
     tries: list[tuple[np.ndarray, np.ndarray]] = []
     if prev is not None:
         dp = np.asarray(prev.direction_lps, float)
@@ -193,6 +203,7 @@ def place_angled(
     for dd in angled_candidates(pl, centre, d, offset):
         tries.append((centre + 0.5 * exposure * dd, dd))
     for tip, dd in tries:
+        pl.record.count("angled_path_checks")
         chk = check_path(pl, tip, dd)
         if not chk.ok:
             continue

@@ -338,24 +338,38 @@ def outcome(
 
 
 def opening_text(pl: IrePlanner) -> str:
-    """What would open a path (for a target with none): the other patient positions whose
-    central path from the target is clear (a cheap check), or else a request for an entry
-    region."""
-    from hepablate.placement.approach import openings
+    """What would open a path (for a target with none): whether the central path from the
+    target is clear in this position (then the layouts' other probes were the problem), the
+    other patient positions whose central path is clear (a cheap check), or else a request
+    for an entry region."""
+    from hepablate.placement.approach import approaches, openings
 
     pos = pl.opts.patient_position
-    opened = openings(pl.region_pts.mean(axis=0), pl.paths, pl.defaults.max_tilt_deg.value, pos)
+    centre = pl.region_pts.mean(axis=0)
+    tilt = pl.defaults.max_tilt_deg.value
     where = pos.replace("_", " ")
-    if opened:
-        return (
-            f". In the {where} position no window lets the layouts pass; a clear central "
-            "path opens in: " + "; ".join(opened)
+    here = [a for a in approaches(centre, pl.paths, tilt, pos, pl.entry) if a.clear]
+    opened = openings(centre, pl.paths, tilt, pos) if pl.entry is None else []
+    out = ""
+    if here:
+        out += (
+            f". In the {where} position the central path is clear ({here[0].describe()}) but "
+            "the layouts' other probes were blocked by the structures above"
         )
-    return (
-        ". No patient position opens a clear central path (checked: supine, prone, left "
-        "lateral decubitus); give an entry region (--entry), a smaller safety distance, or "
-        "displace the blocking structure (e.g. hydrodissection or artificial pneumothorax)"
-    )
+    if opened:
+        out += ". A clear central path opens in: " + "; ".join(opened)
+    elif not here:
+        out += (
+            f". No patient position opens a clear central path ({where} and the others "
+            "checked); give an entry region (--entry), a smaller safety distance, or displace "
+            "the blocking structure (e.g. hydrodissection or artificial pneumothorax)"
+        )
+    else:
+        out += (
+            "; no other patient position opens a clear central path; a smaller target "
+            "margin, a smaller safety distance or displacing the blocking structure would"
+        )
+    return out
 
 
 def approach_notes(pl: IrePlanner, state: SearchState, best: ConfirmedPlan) -> list[PlanWarning]:
@@ -393,6 +407,8 @@ def approach_notes(pl: IrePlanner, state: SearchState, best: ConfirmedPlan) -> l
             if pl.opts.allow_angled
             else (pl.record.angled_reason or "parallel paths were blocked")
         )
+        if pl.record.stats.get("angled_budget_exhausted"):
+            why += "; the angled search stopped at its path-check budget"
         if st["angled_probes"]:
             msg = (
                 f"angled probes used: {int(st['angled_probes'])} probe(s) deviate from their "
