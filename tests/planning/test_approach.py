@@ -161,3 +161,38 @@ def test_laser_fibres_keep_liver_before_the_tumour():
                 tract = liver_path_before_target_mm(case, np.asarray(f.tip_lps_mm), d)
                 assert tract >= 10.0 - 1e-6
     assert kept or pl.blocked
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("position", ["posterior", "dome"])
+def test_torso_ire_plan_or_a_reason_with_blockers_and_an_opening(position, fake_problem_factory):
+    """Issue 12: the segment VII and dome tumours of the torso at 2 mm get a feasible IRE plan
+    with every needle path clear (brute force) and no entry on the grid boundary, or a reason
+    that names the blocking structures and what would open a path. Stand-in engine."""
+    from hepablate.optimize import IrePlanOptions, plan_ire
+
+    case = build_torso(torso_spec(position, spacing_mm=2.0))
+    plan = plan_ire(
+        case,
+        IrePlanOptions(monte_carlo_samples=4, grid_spacing_mm=2.0),
+        engine=fake_problem_factory(case),
+    ).plan
+    if plan.status == "feasible":
+        req = {
+            k: min(3.0, q.value)
+            for k, q in load_approach_settings().structure_safety_distance_mm.items()
+        }
+        from hepablate.anatomy.vocabulary import NO_GO
+
+        required = {b: req.get(b, 3.0) for b in NO_GO if b != "pleura"}
+        shape = np.array(case.grid.shape_ijk)
+        for p in plan.probes:
+            e, t = np.asarray(p.entry_lps_mm), np.asarray(p.tip_lps_mm)
+            assert _brute_clearance(case, e, t, required) >= -0.05, p
+            ijk = np.rint(case.grid.lps_to_index(e)).astype(int)
+            assert np.all(ijk > 0) and np.all(ijk < shape - 1)
+        assert any(n.code == "approach" for n in plan.planning.notes)
+    else:
+        reason = plan.status_reason
+        assert "layouts were stopped by" in reason or "no straight needle path" in reason
+        assert "opens in" in reason or "central path is clear" in reason or "No patient" in reason
