@@ -201,13 +201,15 @@ def _approach(pm: PathMap, d: np.ndarray, chk: Any, lattice: bool = False) -> Ap
 def classify(pm: PathMap, entry: np.ndarray, direction: np.ndarray, depth_mm: float) -> str:
     """intercostal (the path passes within `window_bone_mm` of a rib or costal cartilage),
     subcostal (it does not, and points cranially by more than `subcostal_tilt_deg`) or
-    direct."""
+    direct (also every path of a case without segmented ribs)."""
     s = load_approach_settings()
     d = unit(direction)
     t = np.arange(0.0, depth_mm + 1e-9, 2.0)
     pts = entry[None, :] + t[:, None] * d[None, :]
     bone = pm.distance_to_bases(pts, {"bone", "cartilage"})
-    if bone is not None and float(np.min(bone)) <= s.window_bone_mm.value:
+    if bone is None:
+        return "direct"  # no ribs segmented: no costal margin to go under or between
+    if float(np.min(bone)) <= s.window_bone_mm.value:
         return "intercostal"
     if -tilt_deg(-d) > s.subcostal_tilt_deg.value:
         return "subcostal"
