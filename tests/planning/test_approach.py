@@ -196,3 +196,37 @@ def test_torso_ire_plan_or_a_reason_with_blockers_and_an_opening(position, fake_
         reason = plan.status_reason
         assert "layouts were stopped by" in reason or "no straight needle path" in reason
         assert "opens in" in reason or "central path is clear" in reason or "No patient" in reason
+
+
+def test_patient_position_is_recorded_and_changes_the_entry_side(fake_problem_factory):
+    """The option reaches the plan (planning options, an `approach` note, the provenance
+    parameters behind the report's assumptions) and moves the entries to the exposed side."""
+    from hepablate.optimize import IrePlanOptions, plan_ire
+
+    from .test_planner import _case
+
+    case = _case(12.0)
+    sides = {}
+    for pos in ("supine", "prone"):
+        plan = plan_ire(
+            case,
+            IrePlanOptions(monte_carlo_samples=4, patient_position=pos),
+            engine=fake_problem_factory(case),
+        ).plan
+        assert plan.planning.options["patient_position"] == pos
+        note = next(n for n in plan.planning.notes if n.code == "approach")
+        assert pos in note.message
+        names = {p.name: p.value for p in plan.provenance.parameters}
+        assert names["approach.patient_position"] == pos
+        assert "approach.safety_distance.bone_mm" in names
+        assert plan.probes, plan.status_reason
+        backs = [
+            (np.asarray(p.entry_lps_mm) - np.asarray(p.tip_lps_mm))
+            / np.linalg.norm(np.asarray(p.entry_lps_mm) - np.asarray(p.tip_lps_mm))
+            for p in plan.probes
+        ]
+        sides[pos] = [float(b[1]) for b in backs]  # y: posterior component of entry side
+    # Supine: no entry from behind (at most 12 deg posterior of lateral); prone: none in front.
+    s12 = float(np.sin(np.radians(12.0))) + 1e-6
+    assert all(y <= s12 for y in sides["supine"])
+    assert all(y >= -s12 for y in sides["prone"])

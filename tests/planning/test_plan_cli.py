@@ -152,6 +152,9 @@ def test_bad_inputs_exit_2_and_write_nothing(case_dir, tmp_path, capsys, fake_en
     assert rc == 2 and "--entry" in capsys.readouterr().err
     rc = main(["plan", str(case_dir), "--out", str(out), "--modality", "rf"])
     assert rc == 2 and "modality" in capsys.readouterr().err
+    rc = main(["plan", str(case_dir), "--out", str(out), "--patient-position", "sideways"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "--patient-position" in err and "Traceback" not in err
     rc = main(["plan", str(tmp_path / "missing"), "--out", str(out)])
     assert rc == 2
     assert not out.exists()
