@@ -52,17 +52,29 @@ def check_angled_plan(case, plan, entry=None):
         assert pr.predicted_current_a is not None and pr.predicted_current_a <= 50.0
 
 
-def test_narrow_entry_window_needs_angled_probes(fake_problem_factory):
-    # A 6 mm skin window (e.g. between ribs): parallel probes spaced 10-20 mm cannot all enter
-    # through it; converging probes can.
+def test_narrow_entry_window_goes_angled_without_the_flag(fake_problem_factory):
+    """Issue 12: angled probes are tried automatically once parallel paths are blocked (here:
+    a 6 mm skin window, e.g. between ribs, that parallel probes spaced 10-20 mm cannot all
+    enter through); the plan says which it used and why."""
     case = _case(12.0)
     entry = {"centre_lps_mm": WINDOW, "radius_mm": 6.0}
     par = plan_ire(
         case, IrePlanOptions(entry=entry, monte_carlo_samples=4), engine=fake_problem_factory(case)
     )
-    assert par.plan.status == "infeasible"
-    assert "parallel" in par.plan.status_reason and "no layout" in par.plan.status_reason
+    plan = par.plan
+    assert plan.status == "feasible", plan.status_reason
+    check_angled_plan(case, plan, EntryRegion(WINDOW, 6.0))
+    assert plan.planning.stats["angled_after_blocked"] == 1
+    note = next(n for n in plan.planning.notes if n.code == "angled_probes")
+    assert note.level == "info" and "outside entry region" in note.message
+    assert "requested" not in note.message
 
+
+def test_narrow_entry_window_needs_angled_probes(fake_problem_factory):
+    # A 6 mm skin window (e.g. between ribs): parallel probes spaced 10-20 mm cannot all enter
+    # through it; converging probes can (from the start with allow_angled).
+    case = _case(12.0)
+    entry = {"centre_lps_mm": WINDOW, "radius_mm": 6.0}
     res = plan_ire(
         case,
         IrePlanOptions(entry=entry, monte_carlo_samples=4, allow_angled=True),
@@ -78,6 +90,8 @@ def test_narrow_entry_window_needs_angled_probes(fake_problem_factory):
     assert not np.allclose(dirs, dirs[0], atol=1e-5)  # really angled
     assert plan.planning.stats["angled_probes"] >= 2
     assert 0 < plan.planning.stats["max_angle_between_probes_deg"] <= 30.0
+    note = next(n for n in plan.planning.notes if n.code == "angled_probes")
+    assert "requested" in note.message and "angled_after_blocked" not in plan.planning.stats
 
 
 def test_default_stays_parallel_and_unchanged(fake_problem_factory):
@@ -141,6 +155,7 @@ def test_blocked_probe_is_tilted_past_the_structure(fake_problem_factory):
     st = SearchState.initial(par.lim)
     assert not paths_ok(par, st, make_probes(par, st, 1, d, lay, tip_t, 20.0, u, v))[0]
     ang = planner(True)
+    st = SearchState.initial(ang.lim, angled=True)  # what allow_angled starts the search with
     probes = make_probes(ang, st, 1, d, lay, tip_t, 20.0, u, v)
     pairs = neighbour_pairs(pts, 20.0)
     assert paths_ok(ang, st, probes, pairs)[0]

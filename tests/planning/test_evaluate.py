@@ -83,7 +83,7 @@ def test_every_metric_is_recomputed(base):
         "coverage_probability",
     ):
         assert getattr(m, name) is not None, name
-    for name in ("max_current_a", "temperature_max_c", "min_path_clearance_mm"):
+    for name in ("max_current_a", "temperature_max_c"):
         assert name in m.extra, name
     assert all(p.predicted_current_a and p.spacing_mm == 15.0 for p in base.plan.pairs)
     codes = {r.code for r in base.plan.criteria}
@@ -177,7 +177,16 @@ def test_needle_through_a_vessel_is_an_error(case, base):
     rows = {r.code: r for r in ev.plan.criteria}
     assert not rows["needle_path_clearance"].passed
     assert "needle_path_unsafe" in {w.code for w in ev.plan.warnings}
+    assert ev.plan.metrics.extra["min_path_clearance_mm"] == 0.0
     assert ev.plan.status == "infeasible"
+
+
+def test_vertical_probes_have_no_skin_entry_on_the_grid_face(base):
+    """The hand plan's probes run along z; the phantom's body is cut by the bottom of the grid,
+    which is not skin (issue 12): the paths are reported as unchecked, with no clearance."""
+    codes = [w for w in base.plan.warnings if w.code == "needle_path_unchecked"]
+    assert codes and "grid face" in codes[0].message
+    assert "min_path_clearance_mm" not in base.plan.metrics.extra
 
 
 def test_simulate_cli_reports_what_a_fresh_evaluation_does(run_cli, case, base, tmp_path):

@@ -3,6 +3,7 @@ import pytest
 
 from hepablate.errors import InputError
 from hepablate.phantoms import PhantomSpec, TubeSpec, TumourSpec, build_phantom
+from hepablate.placement.approach import approaches
 from hepablate.placement.geometry import (
     max_segments_distance,
     neighbour_pairs,
@@ -82,15 +83,31 @@ def test_skin_entry_on_body_surface_and_path_clearance(case):
 
 
 def test_candidate_directions_avoid_posterior_and_sorted(case):
+    """Supine: no posterior entry, tilt within the limit; clear central paths first, the
+    shortest of them first, and (issue 12) every kind and side of window among the first
+    picks instead of only the shortest few directions (which are near duplicates)."""
     pm = PathMap(case, 3.0)
     c = np.array([-40.0, 0.0, 0.0])
+    found = approaches(c, pm, 30.0)
     dirs = candidate_directions(c, pm, 30.0)
-    assert dirs
+    assert dirs and len(dirs) == len(found)
     for d in dirs:
         assert -d[1] <= 0.2 + 1e-9  # entry side is not posterior
         assert abs(d[2]) <= np.sin(np.radians(30)) + 1e-9
     lengths = [np.linalg.norm(pm.skin_entry(c, d) - c) for d in dirs]
-    assert lengths == sorted(lengths)
+    clear = [a.clear for a in found]
+    assert clear == sorted(clear, reverse=True)
+    n_clear = sum(clear)
+    assert lengths[0] == pytest.approx(min(lengths[:n_clear]))
+    groups = {(a.kind, a.side) for a in found if a.clear}
+    assert {(a.kind, a.side) for a in found[: len(groups)]} == groups
+    # Within a group the picks are spread: the second differs from the first by at least
+    # 10 deg when any direction of the group does.
+    cos10 = np.cos(np.radians(10.0)) + 1e-9
+    for g in groups:
+        mine = [a.direction_lps for a in found if (a.kind, a.side) == g and a.clear]
+        if any(float(mine[0] @ m) < cos10 for m in mine[1:]):
+            assert float(mine[0] @ mine[1]) < cos10
 
 
 def test_entry_region_outside_body_is_an_error(case):

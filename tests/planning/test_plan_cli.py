@@ -22,7 +22,12 @@ def case_dir(tmp_path_factory):
         tumours=[TumourSpec(id="T1", centre_lps_mm=(-45.0, 0.0, 0.0), diameter_mm=14.0)],
         tubes=[
             TubeSpec(name="portal_vein", radius_mm=4.0, side=(1, 0, 0), gap_mm=4.0),
-            TubeSpec(name="bile_duct", radius_mm=2.0, side=(0, 1, 0), gap_mm=4.0),
+            # 6 mm (was 4): with the path clearance measured exactly (issue 12) the former
+            # plan's needles passed 2.5 mm from this duct, against the 3 mm safety distance;
+            # at 4 mm from the 14 mm tumour the search, keeping 3 mm from both the duct and the
+            # portal vein, ended at 97.7 % coverage with the stand-in engine. This test is
+            # about the outputs of a feasible plan.
+            TubeSpec(name="bile_duct", radius_mm=2.0, side=(0, 1, 0), gap_mm=6.0),
         ],
     )
     d = tmp_path_factory.mktemp("case") / "case"
@@ -147,6 +152,9 @@ def test_bad_inputs_exit_2_and_write_nothing(case_dir, tmp_path, capsys, fake_en
     assert rc == 2 and "--entry" in capsys.readouterr().err
     rc = main(["plan", str(case_dir), "--out", str(out), "--modality", "rf"])
     assert rc == 2 and "modality" in capsys.readouterr().err
+    rc = main(["plan", str(case_dir), "--out", str(out), "--patient-position", "sideways"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "--patient-position" in err and "Traceback" not in err
     rc = main(["plan", str(tmp_path / "missing"), "--out", str(out)])
     assert rc == 2
     assert not out.exists()

@@ -13,10 +13,17 @@ from hepablate.plans.model import IrePair, PlanWarning
 from .conftest import FakeIreProblem
 from .test_planner import _case
 
+#: Reach (mm) of the stand-in's Joule heating around a probe's exposure. It must reach past
+#: the 3 mm path safety distance: the needle paths keep a true 3 mm from the portal vein's
+#: voxel boxes (exact clearance, issue 12), so heating confined to 3 mm could never touch
+#: the vessel wall and the thermal rules would go untested.
+HEAT_REACH_MM = 4.0
+
 
 class ThermalFakeProblem(FakeIreProblem):
     """The stand-in engine with a stand-in for Joule heating: a train of n pulses at E V/cm
-    between two probes gives Omega = (E / hot)^20 * (n / 90)^2 within 3 mm of both probes
+    between two probes gives Omega = (E / hot)^20 * (n / 90)^2 within `HEAT_REACH_MM` of both
+    probes
     (the maximum over trains: the probes cool between trains). Like the engine it warns
     `thermal_damage_vessel` when Omega >= 1 reaches the vessel's lumen or one-voxel wall."""
 
@@ -34,7 +41,9 @@ class ThermalFakeProblem(FakeIreProblem):
             d = (s1 - s0) / np.linalg.norm(s1 - s0)
             rel = self._pts - s0
             t = np.clip(rel @ d, 0.0, float(np.linalg.norm(s1 - s0)))
-            near[p.id] = (np.linalg.norm(rel - t[:, None] * d, axis=1) <= 3.0).reshape(shape)
+            near[p.id] = (np.linalg.norm(rel - t[:, None] * d, axis=1) <= HEAT_REACH_MM).reshape(
+                shape
+            )
         omega = np.zeros(shape, np.float32)
         for pr in pairs:
             e = pr.voltage_v / (probe_spacing_mm(by[pr.anode], by[pr.cathode]) / 10.0)
@@ -91,8 +100,13 @@ def test_split_trains_protocol():
 
 def test_raise_that_heats_the_vessel_is_delivered_in_split_trains():
     base = _plan(None)
-    assert base.status == "feasible" and _max_v_per_cm(base) > 2080  # the repair raised
-    plan = _plan(2080.0)  # that raise with 90-pulse trains reaches Omega >= 1 at the vessel
+    e_max = _max_v_per_cm(base)
+    assert base.status == "feasible" and e_max > 2000  # the repair raised
+    # A stand-in threshold at which that raise reaches Omega >= 1 at the vessel in one train
+    # of 90 pulses ((E/hot)^20 >= 1) but not in two trains of 45 (x 1/4): between E / 4^(1/20)
+    # and E. Derived from the base plan rather than fixed, because how far the repair must
+    # raise depends on how deep the probes may go next to the vessel (issue 12: a true 3 mm).
+    plan = _plan(e_max / 2 ** (1 / 20))
     assert plan.status == "feasible", plan.status_reason
     assert plan.metrics.target_coverage >= 0.99
     codes = {w.code for w in plan.warnings + plan.planning.notes}

@@ -68,10 +68,17 @@ def register(app: typer.Typer) -> None:
         allow_angled: bool = typer.Option(
             False,
             "--allow-angled",
-            help="IRE: where a parallel needle path is blocked (no-go structure or outside the "
-            "--entry window), let that probe deviate up to 15 deg from the common direction "
-            "(converging/diverging), paths still clear and spacing along the exposure within "
-            "the limits. Parallel stays the default.",
+            help="IRE: from the start, where a parallel needle path is blocked (no-go structure "
+            "or outside the --entry window), let that probe deviate up to 15 deg from the "
+            "common direction (converging/diverging), paths still clear and spacing along the "
+            "exposure within the limits. Without it, angled probes are tried once parallel "
+            "paths are found blocked; parallel layouts come first.",
+        ),
+        patient_position: str | None = typer.Option(
+            None,
+            "--patient-position",
+            help="supine (default: anterior and lateral entries), prone (posterior and "
+            "lateral) or left_lateral_decubitus (right lateral and posterolateral).",
         ),
         grid_mm: float = typer.Option(1.0, "--grid", help="Planning grid spacing (mm)."),
         tissues_file: Path | None = typer.Option(None, "--tissues", help="Tissue table override."),
@@ -87,7 +94,15 @@ def register(app: typer.Typer) -> None:
         from hepablate.anatomy.tissues import load_tissue_table
         from hepablate.devices.catalog import load_device_table
         from hepablate.modalities import get_modality
+        from hepablate.placement.approach import POSITIONS
 
+        if patient_position is not None and patient_position not in POSITIONS:
+            from hepablate.errors import InputError
+
+            raise InputError(
+                f"unknown patient position '{patient_position}' (one of {', '.join(POSITIONS)})",
+                field="--patient-position",
+            )
         options = get_modality(modality).options_model.model_fields
         given = {
             "min_probes": min_probes,
@@ -103,9 +118,15 @@ def register(app: typer.Typer) -> None:
             "monte_carlo_samples": samples,
             "robust": robust or None,
             "grid_spacing_mm": grid_mm,
+            "patient_position": patient_position,
         }
         unsupported = [k for k, v in given.items() if v is not None and k not in options]
-        flags = {"allow_angled": "--allow-angled", "entry": "--entry", "robust": "--robust"}
+        flags = {
+            "allow_angled": "--allow-angled",
+            "entry": "--entry",
+            "robust": "--robust",
+            "patient_position": "--patient-position",
+        }
         bad = [flags[k] for k in unsupported if k in flags]
         if bad:
             from hepablate.errors import InputError

@@ -247,6 +247,10 @@ def assemble_evaluation(
     files = case_input_files(case)
     files.update({k: v for k, v in (inputs or {}).items() if v is not None})
     params = [*run.parameters, *table.parameters()]
+    from hepablate.placement.approach import approach_parameters
+
+    opts = run.plan.planning.options if run.plan.planning is not None else {}
+    params += approach_parameters(opts.get("patient_position"))
     params += [
         Parameter(name=f"evaluation.{k}", value=v, source="plan evaluation settings")
         for k, v in settings.model_dump().items()

@@ -189,6 +189,7 @@ class LaserModality:
         warnings += path_w
         if clearance is not None:
             metrics["min_path_clearance_mm"] = clearance
+        warnings += tract_warnings(case, plan)
         ills = [
             il.model_copy(update={"energy_j": round(il.power_w * il.duration_s, 3)})
             for il in plan.illuminations
@@ -248,3 +249,26 @@ class LaserModality:
 MODALITY = LaserModality()
 
 __all__ = ["MODALITY", "KnownRun", "LaserModality", "laser_parameters"]
+
+
+def tract_warnings(case: Case, plan: Plan) -> list[PlanWarning]:
+    """A warning per fibre that crosses less normal liver before the tumour than required
+    (planning.yaml `laser_min_liver_path_mm`, or the plan's planning option): the fibre would
+    sit in or next to the capsule (issue 12)."""
+    from hepablate.evaluation.defaults import load_planning_defaults
+    from hepablate.placement.tract import check_liver_tract
+
+    if "liver" not in case.structures:
+        return []
+    opts = plan.planning.options if plan.planning is not None else {}
+    req = opts.get("min_liver_path_mm")
+    if req is None:
+        req = load_planning_defaults().laser_min_liver_path_mm.value
+    out = []
+    for f in plan.fibres:
+        chk = check_liver_tract(
+            case, np.asarray(f.tip_lps_mm), np.asarray(f.direction_lps), float(req), f"fibre {f.id}"
+        )
+        if not chk.ok:
+            out.append(PlanWarning(level="warning", code="liver_tract_short", message=chk.message))
+    return out

@@ -42,8 +42,10 @@ from hepablate.evaluation import evaluate_zone, load_planning_defaults, target_r
 from hepablate.evaluation.evaluation import Evaluation
 from hepablate.physics.laser.analysis import critical_keys
 from hepablate.physics.laser.simulate import simulate_laser
+from hepablate.placement.approach import PatientPosition, openings
 from hepablate.placement.geometry import perpendicular_basis, template_2d
 from hepablate.placement.paths import PathMap, candidate_directions
+from hepablate.placement.tract import check_liver_tract
 from hepablate.plans.model import (
     CaseRef,
     EvaluationSettings,
@@ -92,6 +94,12 @@ class LaserPlanOptions(BaseModel):
     max_confirmations: int = Field(3, ge=1)
     sensitivity: bool = True
     seed: int = 0
+    patient_position: PatientPosition = "supine"
+    """Which skin is accessible (approaches.yaml): supine anterior and lateral, prone
+    posterior and lateral, left lateral decubitus right lateral and posterolateral."""
+    min_liver_path_mm: float | None = Field(
+        None, ge=0, description="normal liver before the tumour; default planning.yaml"
+    )
 
     @model_validator(mode="after")
     def _check(self) -> LaserPlanOptions:
@@ -195,6 +203,14 @@ class LaserPlanner:
             else self.defaults.path_safety_distance_mm.value
         )
         self.max_tilt = self.defaults.max_tilt_deg.value
+        self.min_liver_mm = (
+            opts.min_liver_path_mm
+            if opts.min_liver_path_mm is not None
+            else self.defaults.laser_min_liver_path_mm.value
+        )
+        self.blocked: dict[str, int] = {}
+        """What stopped candidate layouts (structure or `liver tract`) and how often."""
+        self.direction: np.ndarray | None = None
         sp = case.grid.spacing_mm
         region = target_region(case.structures, case.target_key, case.margin_mm, sp)
         idx = np.argwhere(region)
@@ -276,11 +292,19 @@ class LaserPlanner:
         return out
 
     def _with_paths(self, pm: PathMap, cand: Candidate) -> Candidate | None:
-        """The candidate with skin entries and depths filled, or None if a path is unsafe."""
+        """The candidate with skin entries and depths filled, or None if a path is unsafe or a
+        fibre crosses less than `min_liver_mm` of normal liver before the tumour (the fibre
+        would sit in the capsule: planning.yaml `laser_min_liver_path_mm`)."""
         fibres = []
         for f in cand.fibres:
-            chk = pm.check_path(np.asarray(f.tip_lps_mm), cand.direction)
+            tip = np.asarray(f.tip_lps_mm)
+            chk = pm.check_path(tip, cand.direction, exact_clearance=False)
             if not chk.ok or chk.entry_lps_mm is None:
+                why = chk.blocking or "a no-go structure"
+                self.blocked[why] = self.blocked.get(why, 0) + 1
+                return None
+            if not check_liver_tract(self.case, tip, cand.direction, self.min_liver_mm).ok:
+                self.blocked["liver tract"] = self.blocked.get("liver tract", 0) + 1
                 return None
             fibres.append(
                 f.model_copy(
@@ -334,7 +358,9 @@ class LaserPlanner:
 
     def run(self) -> tuple[Candidate | None, str, int, dict[str, Any] | None]:
         pm = PathMap(self.case, self.safety_mm)
-        dirs = candidate_directions(self.centre, pm, self.max_tilt)[:8]
+        self.paths = pm
+        pos = self.opts.patient_position
+        dirs = candidate_directions(self.centre, pm, self.max_tilt, None, pos)[:8]
         if not dirs:
             return None, "no insertion direction reaches the target from the skin", 0, None
         pool: list[Candidate] = []
@@ -344,11 +370,26 @@ class LaserPlanner:
                 pool = cands
                 break
         if not pool:
+            why = ", ".join(
+                f"{k} ({n} layout{'s' if n > 1 else ''})"
+                for k, n in sorted(self.blocked.items(), key=lambda kv: -kv[1])
+            )
+            opened = openings(self.centre, pm, self.max_tilt, pos)
+            where = pos.replace("_", " ")
             return (
                 None,
                 (
                     "no parallel fibre layout has needle paths clear of no-go structures "
-                    f"(safety distance {self.safety_mm:g} mm)"
+                    f"(safety distance {self.safety_mm:g} mm) with at least "
+                    f"{self.min_liver_mm:g} mm of normal liver before the tumour"
+                    + (f"; layouts were stopped by: {why}" if why else "")
+                    + (
+                        f". In the {where} position no window lets the layouts pass; a clear "
+                        "central path opens in: " + "; ".join(opened)
+                        if opened
+                        else ". No patient position opens a clear central path; give an "
+                        "entry region or displace the blocking structure"
+                    )
                 ),
                 0,
                 None,
@@ -356,6 +397,7 @@ class LaserPlanner:
         # Adaptive search: simulate the most economical candidate the geometric estimate
         # expects to cover, recalibrate the estimate's reach on that run, and repeat.
         d = pool[0].direction
+        self.direction = d
         scale = 1.0
         coarse_req = self.required
         scored: list[tuple[tuple, Candidate, dict[str, Any]]] = []
@@ -406,6 +448,37 @@ class LaserPlanner:
                 break
             best = bumped
         return best, "", runs, confirmed
+
+    def approach_notes(self, best: Candidate | None) -> list[PlanWarning]:
+        """Info note on the approach: patient position, kind of window, angles, and the
+        fibres' liver tract before the tumour."""
+        from hepablate.placement.approach import azimuth_deg, classify, side_of, tilt_deg
+
+        if best is None or self.direction is None:
+            return []
+        d = np.asarray(best.direction, float)
+        kinds = sorted(
+            {
+                classify(self.paths, np.asarray(f.entry_lps_mm), d, float(f.depth_mm))
+                for f in best.fibres
+                if f.entry_lps_mm is not None and f.depth_mm is not None
+            }
+        )
+        tracts = [
+            check_liver_tract(self.case, np.asarray(f.tip_lps_mm), d, self.min_liver_mm).liver_mm
+            for f in best.fibres
+        ]
+        return [
+            PlanWarning(
+                level="info",
+                code="approach",
+                message=f"patient {self.opts.patient_position.replace('_', ' ')}; "
+                f"{'/'.join(kinds) or 'unchecked'} {side_of(-d)} approach (azimuth "
+                f"{azimuth_deg(-d):.0f} deg, craniocaudal {tilt_deg(-d):+.0f} deg); "
+                f"normal liver before the tumour {min(tracts):.0f} mm or more per fibre "
+                f"({self.min_liver_mm:g} mm required)",
+            )
+        ]
 
     def _calibrate(self, c: Candidate, zone_ml: float) -> float:
         """Reach scale at which the union of spheres around the candidate's tip positions has
@@ -495,6 +568,7 @@ def plan_laser(
         fingerprint=plan_fingerprint(draft),
         options=opts.model_dump(mode="json"),
         stats=stats,
+        notes=planner.approach_notes(best),
     )
     draft = draft.model_copy(update={"planning": record})
     if best is None:

@@ -12,11 +12,13 @@ from hepablate.placement.geometry import (
     template_2d,
 )
 from hepablate.placement.paths import (
+    ENTRY_OUTSIDE_IMAGE,
     EntryRegion,
     PathCheck,
     PathMap,
     candidate_directions,
 )
+from hepablate.placement.tract import TractCheck, check_liver_tract, liver_path_before_target_mm
 
 __all__ = [
     "Layout2D",
@@ -32,4 +34,8 @@ __all__ = [
     "PathCheck",
     "PathMap",
     "candidate_directions",
+    "ENTRY_OUTSIDE_IMAGE",
+    "TractCheck",
+    "check_liver_tract",
+    "liver_path_before_target_mm",
 ]

@@ -28,6 +28,11 @@ if TYPE_CHECKING:
 #: Most repositioning placements the region may be split into (along its principal axis in
 #: the plane across the needles); each may need pull-back cycles as well (`max_cycles` in all).
 MAX_SPLITS = 3
+#: Insertion directions tried per round (`placement.approach.approaches` order: windows of
+#: every kind, shortest clear path first within each).
+MAX_DIRECTIONS = 8
+#: With angled placement each blocked probe tries many directions: the first 4 windows only.
+ANGLED_DIRECTIONS = 4
 
 
 # ---- fitting one layout ----------------------------------------------------------------------
@@ -252,7 +257,9 @@ def candidate_layouts(
     (paths aside: if not, the target is large, see `search`)."""
     pts = pl.grid.index_to_lps(np.argwhere(pl.search_region)[:, ::-1].astype(float))
     centre = pts.mean(axis=0)
-    dirs = candidate_directions(centre, pl.paths, pl.defaults.max_tilt_deg.value, pl.entry)[:8]
+    dirs = candidate_directions(
+        centre, pl.paths, pl.defaults.max_tilt_deg.value, pl.entry, pl.opts.patient_position
+    )[: ANGLED_DIRECTIONS if state.angled else MAX_DIRECTIONS]
     out: list[Candidate] = []
     single_fits = False
     mask_idx = np.argwhere(pl.search_region)
@@ -348,9 +355,9 @@ def _cycles_of(
             probes = make_probes(pl, state, cyc, d, lay, tip_t, exp, u, v, prev)
             prev = probes
             pairs = energised(pl.lim, state, lay.points())
-            if (
-                pl.opts.allow_angled and not paths_ok(pl, state, probes, pairs)[0]
-            ) or not pair_spacing_ok(pl.lim, probes, pairs):
+            if (state.angled and not paths_ok(pl, state, probes, pairs)[0]) or not pair_spacing_ok(
+                pl.lim, probes, pairs
+            ):
                 bad_cycle = True
             sub = part & axial_mask(pl, d, tip_t, exp, axial)
             cycles.append(CycleLayout(cyc, d, lay, tip_t, exp, probes, pairs, sub))

@@ -56,9 +56,13 @@ class SearchState:
     the 3000 V generator); for targets no layout fits otherwise, the device's (25 mm: the
     diagonals of a layout's cells, at 3000 V, below the 1500 V/cm rule)."""
 
+    angled: bool = False
+    """Whether a probe whose parallel path is blocked may be angled (`probes.place_angled`):
+    from the start with `allow_angled`, else once parallel paths are blocked (issue 12)."""
+
     @classmethod
-    def initial(cls, lim: Limits) -> SearchState:
-        return cls(pair_max_mm=lim.spacing_max_mm)
+    def initial(cls, lim: Limits, angled: bool = False) -> SearchState:
+        return cls(pair_max_mm=lim.spacing_max_mm, angled=angled)
 
 
 @dataclass
@@ -84,6 +88,8 @@ class SearchRecord:
     duct."""
     thermal_fallbacks: list[ConfirmedPlan] = field(default_factory=list)
     """The plans such refused raises gave that met the coverage requirement nonetheless."""
+    angled_reason: str | None = None
+    """Why the search went on to angled probes (parallel paths blocked), if it did."""
 
     def count(self, stat: str, n: float = 1) -> None:
         self.stats[stat] = self.stats.get(stat, 0) + n

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from hepablate.devices.catalog import DeviceTable
+from hepablate.placement.approach import PatientPosition
 
 
 class IrePlanOptions(BaseModel):
@@ -19,6 +20,11 @@ class IrePlanOptions(BaseModel):
     min_spacing_mm: float | None = Field(None, gt=0)
     max_spacing_mm: float | None = Field(None, gt=0)
     allow_angled: bool = False
+    """Angled probes from the start; without it they are tried once parallel paths are
+    blocked."""
+    patient_position: PatientPosition = "supine"
+    """Which skin is accessible: supine anterior and lateral, prone posterior and lateral,
+    left lateral decubitus right lateral and posterolateral (approaches.yaml)."""
     entry: EntryRegionModel | None = None
     safety_distance_mm: float | None = Field(None, ge=0)
     placement_error_mm: float | None = Field(None, ge=0)

@@ -1,6 +1,7 @@
 """Probes of a layout: which pairs are energised, needle paths clear of no-go structures,
 probes placed shallower next to a structure, and angled probes where a parallel path is
-blocked (`--allow-angled`)."""
+blocked (from the start with `--allow-angled`, else once the search finds parallel paths
+blocked)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,13 @@ from hepablate.plans.model import Probe
 
 if TYPE_CHECKING:
     from hepablate.optimize.ire.planner import IrePlanner
+
+
+#: Needle paths the angled placements of one plan may check at most: each blocked probe tries
+#: up to 60 directions, so without a bound a search over 8 windows, 5 probe counts and
+#: 6 rotations can check millions of paths (minutes, issue 12). Past it, blocked probes
+#: drop their layout as without angled placement, and the plan's notes say so.
+ANGLED_PATH_BUDGET = 30_000
 
 
 def unit_dir(v) -> np.ndarray:  # re-export for callers that build probes by hand
@@ -66,7 +74,9 @@ def check_path(pl: IrePlanner, tip: np.ndarray, d: np.ndarray) -> Any:
     key = (tuple(np.round(tip, 3)), tuple(np.round(d, 6)))
     chk = pl.path_cache.get(key)
     if chk is None:
-        chk = pl.paths.check_path(np.asarray(tip, float), np.asarray(d, float), pl.entry)
+        chk = pl.paths.check_path(
+            np.asarray(tip, float), np.asarray(d, float), pl.entry, exact_clearance=False
+        )
         pl.path_cache.put(key, chk)
     return chk
 
@@ -105,7 +115,7 @@ def pair_spacing_ok(lim: Limits, probes: list[Probe], pairs: list[tuple[int, int
     return all(probe_spacing_mm(probes[i], probes[j]) <= hi + 1e-6 for i, j in pairs)
 
 
-# ---- angled probes (--allow-angled) ----------------------------------------------------------
+# ---- angled probes ----------------------------------------------------------
 
 
 def angled_ok(
@@ -179,6 +189,9 @@ def place_angled(
     `max_probe_angle_deg`; the first direction (smallest deviation) whose path is clear
     and that keeps the spacing rules with the probes already placed wins. A pull-back
     cycle keeps the direction of the probe's previous cycle."""
+    if pl.record.stats.get("angled_path_checks", 0) >= ANGLED_PATH_BUDGET:
+        pl.record.stats["angled_budget_exhausted"] = 1
+        return None
     tries: list[tuple[np.ndarray, np.ndarray]] = []
     if prev is not None:
         dp = np.asarray(prev.direction_lps, float)
@@ -190,6 +203,7 @@ def place_angled(
     for dd in angled_candidates(pl, centre, d, offset):
         tries.append((centre + 0.5 * exposure * dd, dd))
     for tip, dd in tries:
+        pl.record.count("angled_path_checks")
         chk = check_path(pl, tip, dd)
         if not chk.ok:
             continue
@@ -255,7 +269,7 @@ def make_probes(
         if chk.ok:
             tip = tip - back * d
         dirn = d
-        if pl.opts.allow_angled:
+        if state.angled:
             partners = [j for j, k in pairs if k == i] + [k for j, k in pairs if j == i]
             partners = [j for j in partners if j < i]
             probe = make_probe(pl.lim, i, cycle, tip, d, exposure, chk)

@@ -52,15 +52,19 @@ RELAXED_REACH_FACTORS = (0.55, 0.6, 0.7)
 
 #: Candidate layouts confirmed with the engine at most.
 MAX_ATTEMPTS = 4
+#: Further candidates confirmed once the search goes on to angled probes because parallel
+#: paths were blocked (issue 12).
+ANGLED_ATTEMPTS = 2
 
 
 def run_search(pl: IrePlanner) -> IrePlanOutcome:
     required = pl.required
     search_goal = 1.0 - 0.5 * (1.0 - required)  # aim a little above the requirement
-    state = SearchState.initial(pl.lim)
+    state = SearchState.initial(pl.lim, angled=pl.opts.allow_angled)
     exclude: set[tuple] = set()
     best: ConfirmedPlan | None = None
     attempts = 0
+    max_attempts = MAX_ATTEMPTS
     pl.progress.start("planning IRE", total=MAX_ATTEMPTS)
     pending: list[Candidate] = []
     cands, single_fits = candidate_layouts(pl, state, exclude)
@@ -68,11 +72,18 @@ def run_search(pl: IrePlanner) -> IrePlanOutcome:
     if large:
         state = large_target_state(pl, state)
         cands, _ = candidate_layouts(pl, state, exclude)
-    while attempts < MAX_ATTEMPTS:
+    if not cands and not state.angled and paths_blocked(pl):
+        state = go_angled(pl, state)
+        cands, _ = candidate_layouts(pl, state, exclude)
+    while attempts < max_attempts:
         if attempts > 0:
             cands, _ = candidate_layouts(pl, state, exclude)
         if not cands:
             cands, state = fall_back_candidates(pl, state, pending, exclude, large)
+        if not cands and not state.angled and paths_blocked(pl):
+            state = go_angled(pl, state)
+            max_attempts = max(max_attempts, attempts + ANGLED_ATTEMPTS)
+            cands, _ = candidate_layouts(pl, state, exclude)
         if not cands:
             break
         # Untried layouts of every round stay available as fall-backs.
@@ -89,14 +100,45 @@ def run_search(pl: IrePlanner) -> IrePlanOutcome:
         if rank(pl.lim, best, required)[0]:
             break  # covered, within the current limit, no thermal damage at vessels/ducts
         state = after_shortfall(pl, state, conf)
+        if attempts == max_attempts and not state.angled and paths_blocked(pl):
+            # Parallel layouts fell short while others had blocked paths: angled probes may
+            # pass the structures that blocked those (through other windows). The blocked
+            # layouts were never tried, so the search starts again from its first estimates.
+            fresh = SearchState.initial(pl.lim, angled=True)
+            state = go_angled(pl, large_target_state(pl, fresh) if large else fresh)
+            max_attempts += ANGLED_ATTEMPTS
     pl.progress.finish()
     pl.record.stats["search_attempts"] = attempts
-    if pl.opts.allow_angled and best is not None:
+    if state.angled and best is not None:
         pl.record.stats.update(angle_stats(best))
     return outcome(pl, state, best, attempts, required)
 
 
 # ---- renewing the search state -----------------------------------------------------------------
+
+
+def paths_blocked(pl: IrePlanner) -> dict[str, int]:
+    """What blocked needle paths of parallel layouts (structures, the entry region), leaving
+    out the layout rules (spacing, cycles) that angled probes do not relax."""
+    rules = ("probe spacing", "angled probe spacing")
+    return {
+        k: n
+        for k, n in pl.record.blocked.items()
+        if k not in rules and not k.startswith("more than")
+    }
+
+
+def go_angled(pl: IrePlanner, state: SearchState) -> SearchState:
+    """Parallel needle paths were blocked: from now on a probe whose parallel path is blocked
+    may be angled (`probes.place_angled`), within `max_probe_angle_deg` and the spacing rules
+    for non-parallel pairs (`probes.angled_ok`). Recorded for the plan's notes."""
+    why = ", ".join(
+        f"{k} ({n} layout{'s' if n > 1 else ''})"
+        for k, n in sorted(paths_blocked(pl).items(), key=lambda kv: -kv[1])[:4]
+    )
+    pl.record.angled_reason = f"parallel needle paths were blocked by {why}"
+    pl.record.stats["angled_after_blocked"] = 1
+    return replace(state, angled=True)
 
 
 def large_target_state(pl: IrePlanner, state: SearchState) -> SearchState:
@@ -255,6 +297,7 @@ def outcome(
             pl.paths,
             pl.defaults.max_tilt_deg.value,
             pl.entry,
+            pl.opts.patient_position,
         )
         reason = no_layout_reason(
             grid=pl.grid,
@@ -268,8 +311,12 @@ def outcome(
             blocked=rec.blocked,
             direction_found=bool(found),
         )
+        if state.angled:
+            reason = reason.replace("parallel probes", "parallel or angled probes", 1)
+        reason += opening_text(pl)
         return IrePlanOutcome(None, reason, [], pl.grid, pl.structures, pl.region, lim, rec.stats)
-    notes = thermal_plan_warnings(
+    notes = approach_notes(pl, state, best)
+    notes += thermal_plan_warnings(
         best,
         attempts,
         thermal_damage_omega=pl.defaults.thermal_damage_omega.value,
@@ -288,3 +335,96 @@ def outcome(
         )
         notes.append(PlanWarning(level="info", code="search_summary", message=reason))
     return IrePlanOutcome(best, reason, notes, pl.grid, pl.structures, pl.region, lim, rec.stats)
+
+
+def opening_text(pl: IrePlanner) -> str:
+    """What would open a path (for a target with none): whether the central path from the
+    target is clear in this position (then the layouts' other probes were the problem), the
+    other patient positions whose central path is clear (a cheap check), or else a request
+    for an entry region."""
+    from hepablate.placement.approach import approaches, openings
+
+    pos = pl.opts.patient_position
+    centre = pl.region_pts.mean(axis=0)
+    tilt = pl.defaults.max_tilt_deg.value
+    where = pos.replace("_", " ")
+    here = [a for a in approaches(centre, pl.paths, tilt, pos, pl.entry) if a.clear]
+    opened = openings(centre, pl.paths, tilt, pos) if pl.entry is None else []
+    out = ""
+    if here:
+        out += (
+            f". In the {where} position the central path is clear ({here[0].describe()}) but "
+            "the layouts' other probes were blocked by the structures above"
+        )
+    if opened:
+        out += ". A clear central path opens in: " + "; ".join(opened)
+    elif not here:
+        out += (
+            f". No patient position opens a clear central path ({where} and the others "
+            "checked); give an entry region (--entry), a smaller safety distance, or displace "
+            "the blocking structure (e.g. hydrodissection or artificial pneumothorax)"
+        )
+    else:
+        out += (
+            "; no other patient position opens a clear central path; a smaller target "
+            "margin, a smaller safety distance or displacing the blocking structure would"
+        )
+    return out
+
+
+def approach_notes(pl: IrePlanner, state: SearchState, best: ConfirmedPlan) -> list[PlanWarning]:
+    """Info notes on the plan's approach: patient position and kind of window of each cycle
+    (intercostal, subcostal, direct) and whether angled probes were used and why."""
+    from hepablate.placement.approach import azimuth_deg, classify, side_of, tilt_deg
+
+    out = []
+    parts = []
+    for c in sorted({p.cycle for p in best.probes}):
+        ps = [p for p in best.probes if p.cycle == c]
+        kinds = set()
+        for p in ps:
+            if p.entry_lps_mm is None or p.depth_mm is None:
+                continue
+            d = unit_dir(p.direction_lps)
+            kinds.add(classify(pl.paths, np.asarray(p.entry_lps_mm), d, p.depth_mm))
+        d = unit_dir(np.sum([unit_dir(p.direction_lps) for p in ps], axis=0))
+        parts.append(
+            f"cycle {c}: {'/'.join(sorted(kinds)) or 'unchecked'} {side_of(-d)} (azimuth "
+            f"{azimuth_deg(-d):.0f} deg, craniocaudal {tilt_deg(-d):+.0f} deg)"
+        )
+    pos = pl.opts.patient_position.replace("_", " ")
+    out.append(
+        PlanWarning(
+            level="info",
+            code="approach",
+            message=f"patient {pos}; " + "; ".join(dict.fromkeys(parts)),
+        )
+    )
+    if state.angled:
+        st = angle_stats(best)
+        why = (
+            "requested (--allow-angled)"
+            if pl.opts.allow_angled
+            else (pl.record.angled_reason or "parallel paths were blocked")
+        )
+        if pl.record.stats.get("angled_budget_exhausted"):
+            why += "; the angled search stopped at its path-check budget"
+        if st["angled_probes"]:
+            msg = (
+                f"angled probes used: {int(st['angled_probes'])} probe(s) deviate from their "
+                f"cycle's common direction, at most {st['max_angle_between_probes_deg']:g} deg "
+                f"between two probes ({why}); every pair with an angled probe keeps its "
+                "spacing along the exposure within the device limits"
+            )
+        else:
+            msg = f"parallel probes used; angled probes were allowed ({why}) but not needed"
+        out.append(PlanWarning(level="info", code="angled_probes", message=msg))
+    else:
+        out.append(
+            PlanWarning(
+                level="info",
+                code="parallel_probes",
+                message="parallel probes used (the search found clear parallel paths)",
+            )
+        )
+    return out
