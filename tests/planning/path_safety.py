@@ -21,6 +21,7 @@ target.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -189,10 +190,12 @@ def check_path(
     direction_lps: np.ndarray,
     safety_mm: float,
     planned_entry_lps: np.ndarray | None = None,
+    per_structure_mm: Mapping[str, float | None] | None = None,
 ) -> PathReport:
     """Check one needle: a skin entry inside the image, the planned entry (if any) on the body
     surface where the needle line crosses it and off the grid boundary, and every no-go
-    structure at least `safety_mm` from the segment entry -> tip."""
+    structure at least `safety_mm` (or its own distance in `per_structure_mm`, by base name;
+    None: may be crossed, measured only) from the segment entry -> tip."""
     _, _, sp = _grid_frame(case.grid)
     diag = float(np.linalg.norm(sp))
     problems: list[str] = []
@@ -214,17 +217,22 @@ def check_path(
         entry = pe
     clearance: dict[str, float] = {}
     if entry is not None:
+        own = dict(per_structure_mm or {})
         for key in no_go_keys(case):
+            need = own[base_name(key)] if base_name(key) in own else safety_mm
             d = mask_segment_distance(case.grid, case.structures[key], entry, tip, safety_mm + 1.0)
             clearance[key] = d
-            if d < safety_mm - SAMPLING_TOLERANCE_MM:
-                problems.append(
-                    f"{label}: path passes {d:.2f} mm from {key} (safety {safety_mm:g} mm)"
-                )
+            if need is not None and d < need - SAMPLING_TOLERANCE_MM:
+                problems.append(f"{label}: path passes {d:.2f} mm from {key} (safety {need:g} mm)")
     return PathReport(label, entry, clearance, problems)
 
 
-def check_plan_paths(case: Case, plan: object, safety_mm: float) -> list[PathReport]:
+def check_plan_paths(
+    case: Case,
+    plan: object,
+    safety_mm: float,
+    per_structure_mm: Mapping[str, float | None] | None = None,
+) -> list[PathReport]:
     """`check_path` for every probe (IRE) or fibre (laser) of a plan."""
     needles = list(getattr(plan, "probes", []) or []) + list(getattr(plan, "fibres", []) or [])
     out = []
@@ -240,6 +248,7 @@ def check_plan_paths(case: Case, plan: object, safety_mm: float) -> list[PathRep
                 np.asarray(n.direction_lps),
                 safety_mm,
                 None if n.entry_lps_mm is None else np.asarray(n.entry_lps_mm),
+                per_structure_mm,
             )
         )
     return out

@@ -16,7 +16,8 @@ Search (docs/planning-laser.md):
    most economical ones that reach the required coverage are simulated on a coarse grid
    (`search_spacing_mm`) with the full forward model.
 4. The best coarse candidate (coverage >= required, no critical thermal dose, then least
-   non-target liver, then fewer fibres and less energy) is confirmed at `grid_spacing_mm`;
+   non-target liver, then fewer fibres and less energy; if every covering candidate damages
+   a critical structure, the covering one with the least damage) is confirmed at `grid_spacing_mm`;
    if its coverage falls short, its energy is raised within the device limits and it is
    re-run (at most `max_confirmations` runs).
 5. Final evaluation: metrics, safety warnings, optical sensitivity and coverage probability
@@ -351,10 +352,16 @@ class LaserPlanner:
         }
 
     def _score(self, cand: Candidate, res: dict[str, Any], required: float) -> tuple:
-        ok = res["coverage"] >= required and res["critical_vox"] == 0
-        if ok:
+        covers = res["coverage"] >= required
+        if covers and res["critical_vox"] == 0:
             return (0, res["non_target_ml"] + 0.5 * cand.n_fibres + cand.total_energy_j / 5000)
-        return (1, -res["coverage"] + 0.01 * res["critical_vox"])
+        if covers:
+            # Every covering candidate damages a critical structure (e.g. a tumour abutting
+            # the colon): the least damage among them, and the plan says so
+            # (critical_thermal_damage); trading coverage for a damage that remains anyway
+            # would leave tumour untreated without making the plan safe.
+            return (1, res["critical_vox"], cand.total_energy_j)
+        return (2, -res["coverage"] + 0.01 * res["critical_vox"])
 
     def run(self) -> tuple[Candidate | None, str, int, dict[str, Any] | None]:
         pm = PathMap(self.case, self.safety_mm)
