@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets everything up, then runs hepablate's main job on the bundled IRE sample case:
 # validate the case, then plan it (probes, protocol, coverage, report) into out/ire-perihilar/.
-# Default 1 mm planning grid: about 1 minute on a 2-core machine (docs/performance.md), plus
+# Default 1 mm planning grid: about 1.5 minutes for both plans on a 2-core machine (docs/performance.md), plus
 # a one-off ~20 s the first time while numba compiles the solver kernels.
 # Then an anatomical example (torso phantom: ribs, lungs, vessel trees) with the laser planner
 # into out/torso-laser-subcapsular/ (about 20 s at 1 mm on the same machine).
