@@ -370,11 +370,16 @@ class LaserPlanner:
         dirs = candidate_directions(self.centre, pm, self.max_tilt, None, pos)[:8]
         if not dirs:
             return None, "no insertion direction reaches the target from the skin", 0, None
+        # The first direction (shortest path first) through which layouts of every fibre count
+        # pass, else the one that passes the most counts: taking the first direction with any
+        # clear layout left a single fibre where a window further round fitted two (anatomical
+        # suite: torso dome and heart, 92 % -> feasible).
         pool: list[Candidate] = []
         for d in dirs:
             cands = [c for c in (self._with_paths(pm, c) for c in self.candidates(d)) if c]
-            if cands:
+            if cands and len({c.n_fibres for c in cands}) > len({c.n_fibres for c in pool}):
                 pool = cands
+            if pool and len({c.n_fibres for c in pool}) == self.n_max - self.n_min + 1:
                 break
         if not pool:
             why = ", ".join(
