@@ -13,10 +13,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import tempfile
 import time
 from pathlib import Path
+
+from _machine import cpu_model as _cpu
 
 OPTIONS = {
     "grid_spacing_mm": 3.0,
@@ -25,16 +26,6 @@ OPTIONS = {
     "max_confirmations": 1,
     "sensitivity": False,
 }
-
-
-def _cpu() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _comparable(plan_json: str) -> dict:

@@ -14,18 +14,9 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import time
 
-
-def _cpu() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+from _machine import cpu_model as _cpu
 
 
 def main() -> None:
