@@ -292,6 +292,21 @@ def _diaphragm_attach(phi: np.ndarray) -> np.ndarray:
     return -58.0 + 76.0 * front
 
 
+#: The lungs' lower border on the chest wall (phi deg from the posterior midline, z mm) in quiet
+#: breathing: the 10th rib posteriorly, the 8th at the mid-axillary line, the 6th at the
+#: midclavicular line and its cartilage at the sternum; the parietal pleura reaches about two
+#: ribs lower (`_diaphragm_attach`), leaving the costophrenic recess free of lung (Gray's
+#: Anatomy, 42nd ed., ch. "Pleura"; Moore, Clinically Oriented Anatomy, 8th ed., table 4.1).
+#: On this phantom's ribs (`_rib_centre_z`) those are the heights below.
+LUNG_BASE_PHI_Z = ((0.0, -40.0), (50.0, -42.0), (90.0, -12.0), (150.0, 20.0), (180.0, 26.0))
+
+
+def _lung_base(phi: np.ndarray) -> np.ndarray:
+    """Height (z mm) of the lung's lower border over the direction phi (rad) of the wall."""
+    a = np.array(LUNG_BASE_PHI_Z)
+    return np.interp(np.degrees(phi), a[:, 0], a[:, 1])
+
+
 def _diaphragm_z(x: np.ndarray, y: np.ndarray, depth: np.ndarray, phi: np.ndarray) -> np.ndarray:
     """Height (z mm) of the upper surface of the diaphragm over (x, y)."""
     dome_r = 86.0 - ((x + 72.0) ** 2 / 240.0 + (y - 5.0) ** 2 / 260.0)
@@ -432,7 +447,7 @@ def build_torso_anatomy(spec: TorsoSpec | None = None) -> TorsoAnatomy:
         & ~_ellipsoid(g, heart_c, tuple(s + 6.0 for s in heart_s))  # type: ignore[arg-type]
         & ~mediastinum
         & (z3 > zd + 3.0)
-        & (z3 > attach + 18.0)
+        & (z3 > np.maximum(attach + 18.0, _lung_base(phi)))
     )
     lung &= ~aorta & ~bone
     pleura = thorax & ~lung & ~heart & ~pericardium & ~mediastinum & ~aorta
@@ -446,14 +461,23 @@ def build_torso_anatomy(spec: TorsoSpec | None = None) -> TorsoAnatomy:
     # Liver: a right lobe under the right dome and a left lobe tapering across the midline.
     right = _ellipsoid(g, (-68.0, 2.0, 2.0), (82.0, 86.0, 100.0))
     left = np.zeros(shape, bool)
-    sl = g.box(np.array([-60.0, -90.0, 0.0]), np.array([120.0, 10.0, 80.0]))
+    # The left lobe reaches below the xiphoid into the epigastrium (its anterior border runs
+    # from the right 9th to the left 8th costal cartilage, below the xiphisternal joint), where
+    # segments III and IVb are reached by a subxiphoid approach without crossing the pleura.
+    sl = g.box(np.array([-60.0, -90.0, -30.0]), np.array([120.0, 10.0, 80.0]))
     lx, ly, lz = g.coords(sl)
     taper = np.clip(1.0 - np.maximum(lx, 0.0) / 140.0, 0.3, 1.0)
     left[sl] = ((lx - 28.0) / 88.0) ** 2 + ((ly + 40.0) / 46.0) ** 2 + (
-        (lz - 40.0) / (34.0 * taper)
+        (lz - 30.0) / (44.0 * taper)
     ) ** 2 <= 1.0
     # Inferior surface: rising to the left and towards the sharp anterior border.
-    z_inf = -84.0 + 0.33 * (x + 130.0) + 0.3 * np.maximum(-y - 30.0, 0.0) + 0.004 * (x + 80.0) ** 2
+    z_inf = (
+        -84.0
+        + 0.33 * (x + 130.0)
+        + 0.3 * np.maximum(-y - 30.0, 0.0)
+        + 0.004 * (x + 80.0) ** 2
+        - 25.0 * np.clip((x + 20.0) / 40.0, 0.0, 1.0)
+    )
     liver = (right | left) & abdomen & (z3 > z_inf)
     liver &= ~kidney_zone
     groove = ((x - IVC_XY[0]) ** 2 + (y - IVC_XY[1]) ** 2 <= (IVC_R + 1.0) ** 2) | (
@@ -609,7 +633,7 @@ def build_torso_anatomy(spec: TorsoSpec | None = None) -> TorsoAnatomy:
     tumour_masks: dict[str, np.ndarray] = {}
     centres: dict[str, np.ndarray] = {}
     for t in spec.tumours:
-        c = _tumour_centre(g, t, structures_pre, segments, portal)
+        c = _tumour_centre(g, t, structures_pre, segments, portal | hepatic_v | hep_art | duct)
         centres[t.id] = c
         tumour_masks[f"tumour:{t.id}"] = _ellipsoid(g, vec3(c), (t.diameter_mm / 2,) * 3) & body
     tid0 = len(names) + 1
@@ -735,7 +759,7 @@ def _tumour_centre(
     t: TorsoTumour,
     s: dict[str, np.ndarray],
     seg: np.ndarray,
-    portal: np.ndarray,
+    vessels: np.ndarray,
 ) -> np.ndarray:
     if t.centre_lps_mm is not None:
         return np.asarray(t.centre_lps_mm, float)
@@ -754,7 +778,10 @@ def _tumour_centre(
         from scipy import ndimage
 
         num = SEGMENTS.index(p.split(":", 1)[1]) + 1
-        d = ndimage.distance_transform_edt(seg == num, sampling=tuple(g.spacing[::-1]))
+        # The point of the segment farthest from its boundary and from the vessels and ducts
+        # (a tumour "in segment N" without a vessel named sits in the parenchyma, not astride
+        # the segment's feeding portal branch).
+        d = ndimage.distance_transform_edt((seg == num) & ~vessels, sampling=tuple(g.spacing[::-1]))
         k, j, i = np.unravel_index(int(np.argmax(d)), d.shape)
         return np.array([g.x1[i], g.y1[j], g.z1[k]])
     if p == "dome":
