@@ -158,7 +158,9 @@ def test_laser_fibres_keep_liver_before_the_tumour():
                 continue
             kept += 1
             for f in got.fibres:
-                tract = liver_path_before_target_mm(case, np.asarray(f.tip_lps_mm), d)
+                # Along the fibre's own direction (a blocked fibre may be turned).
+                fd = np.asarray(f.direction_lps, float)
+                tract = liver_path_before_target_mm(case, np.asarray(f.tip_lps_mm), fd)
                 assert tract >= 10.0 - 1e-6
     assert kept or pl.blocked
 

@@ -4,10 +4,12 @@ Search (docs/planning-laser.md):
 1. Insertion directions: parallel fibres along the shared candidate directions
    (`hepablate.placement.paths.candidate_directions`: anterior/lateral entries, limited
    craniocaudal tilt), shortest path first; a candidate is kept only if every fibre path keeps
-   the planning safety distance from no-go structures.
+   the planning safety distance from no-go structures (a fibre whose parallel path is blocked
+   may turn by up to `max_probe_angle_deg` about the middle of its illuminated range:
+   `hepablate.optimize.laser_layouts`).
 2. Per direction, the target region (tumour + margin) is projected on the plane perpendicular
    to it. Layouts of 1 to 4 fibres (single, line, triangle, square; rotated onto the region's
-   principal axis) at the device spacings (10, 14, 18 mm by default) and energies per
+   principal axis, and two more rotations) at the device spacings (10, 14, 18 mm by default) and energies per
    illumination (device practice range, 3 W) are generated; along the fibre, the first tip
    sits about one zone reach before the deep end of the region and pull-backs (device range
    10-15 mm) step back until the shallow end is within reach.
@@ -26,8 +28,8 @@ Search (docs/planning-laser.md):
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -36,22 +38,20 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from hepablate.anatomy.tissues import TissueTable, load_tissue_table
 from hepablate.case.model import Case
 from hepablate.core.progress import NullProgress, Progress
-from hepablate.core.volume import vec3
 from hepablate.devices.catalog import DeviceTable, load_device_table
 from hepablate.errors import InputError
 from hepablate.evaluation import evaluate_zone, load_planning_defaults, target_region
 from hepablate.evaluation.evaluation import Evaluation
+from hepablate.optimize import laser_layouts as layouts
+from hepablate.optimize.laser_layouts import Candidate
 from hepablate.physics.laser.analysis import critical_keys
 from hepablate.physics.laser.simulate import simulate_laser
 from hepablate.placement.approach import PatientPosition, openings
-from hepablate.placement.geometry import perpendicular_basis, template_2d
 from hepablate.placement.paths import PathMap, candidate_directions
 from hepablate.placement.tract import check_liver_tract
 from hepablate.plans.model import (
     CaseRef,
     EvaluationSettings,
-    Fibre,
-    Illumination,
     LaserSimulationSettings,
     Plan,
     PlanningRecord,
@@ -61,11 +61,6 @@ from hepablate.plans.model import (
 
 PLANNER = "hepablate laser planner"
 
-#: Single-fibre zone radius (mm) at 1200 J and its growth per joule, from forward-model runs
-#: of one bare fibre at 3 W in homogeneous liver (1 mm grid: 19 mm diameter at 1200 J, 23 mm
-#: at 1800 J; docs/planning-laser.md). Only ranks candidates; the forward model decides.
-REACH_AT_1200J_MM = 9.5
-REACH_PER_J_MM = 2.0 / 600.0
 #: Geometric coverage from which a candidate counts as likely to cover: a union of spheres
 #: leaves gaps between tip positions that the real (smoother, merged) zone fills.
 EST_COVERAGE_GOOD = 0.94
@@ -113,31 +108,6 @@ class LaserPlanOptions(BaseModel):
         ):
             raise ValueError("max_spacing_mm must be >= min_spacing_mm")
         return self
-
-
-@dataclass
-class Candidate:
-    direction: np.ndarray
-    fibres: list[Fibre]
-    illuminations: list[Illumination]
-    n_fibres: int
-    spacing_mm: float
-    energy_j: float
-    est_coverage: float
-    shots: np.ndarray | None = None
-    base_reach_mm: float = 0.0
-
-    @property
-    def key(self) -> tuple:
-        return (self.n_fibres, self.spacing_mm, self.energy_j, len(self.illuminations))
-
-    @property
-    def total_energy_j(self) -> float:
-        return sum(i.power_w * i.duration_s for i in self.illuminations)
-
-
-def _reach_mm(energy_j: float) -> float:
-    return REACH_AT_1200J_MM + REACH_PER_J_MM * (energy_j - 1200.0)
 
 
 class LaserPlanner:
@@ -209,6 +179,10 @@ class LaserPlanner:
             if opts.min_liver_path_mm is not None
             else self.defaults.laser_min_liver_path_mm.value
         )
+        self.path_cache: dict[tuple, Any] = {}
+        """Fibre path checks (path, liver tract) per (tip, direction): `laser_layouts._check`."""
+        self.angled_checks = 0
+        self.angled_budget_exhausted = False
         self.blocked: dict[str, int] = {}
         """What stopped candidate layouts (structure or `liver tract`) and how often."""
         self.direction: np.ndarray | None = None
@@ -224,99 +198,11 @@ class LaserPlanner:
         self.centre = self.region_pts.mean(axis=0)
 
     # ---- candidate generation ----------------------------------------------------------
-    def _spacings(self, n: int) -> list[float]:
-        if n == 1:
-            return [0.0]
-        mid = 0.5 * (self.s_min + self.s_max)
-        return sorted({round(self.s_min, 2), round(mid, 2), round(self.s_max, 2)})
-
-    def _axial_positions(self, a_min: float, a_max: float, reach: float) -> list[float]:
-        """Tip positions along the fibre (mm from the centre, deepest first)."""
-        first = a_max - 0.8 * reach
-        last = a_min + 0.8 * reach
-        if last >= first:
-            return [0.5 * (a_min + a_max)]
-        span = first - last
-        n = 1 + math.ceil(span / self.pb_hi - 1e-9)
-        pb = max(span / (n - 1), self.pb_lo)
-        mid = 0.5 * (first + last)
-        return [mid + pb * ((n - 1) / 2 - k) for k in range(n)]
-
     def candidates(self, d: np.ndarray, scale: float = 1.0) -> list[Candidate]:
-        """Layouts along direction `d`; `scale` multiplies the geometric zone reach (it is
-        calibrated on the forward runs as the search goes)."""
-        u, v = perpendicular_basis(d)
-        rel = self.region_pts - self.centre
-        a = rel @ d
-        uv = np.stack([rel @ u, rel @ v], axis=1)
-        cov = np.cov(uv.T)
-        w, vec = np.linalg.eigh(cov)
-        rot = math.atan2(vec[1, -1], vec[0, -1])
-        c_r, s_r = math.cos(rot), math.sin(rot)
-        out = []
-        for n in range(self.n_min, self.n_max + 1):
-            for s in self._spacings(n):
-                base = np.zeros((1, 2)) if n == 1 else template_2d(n, s)
-                pts2 = base @ np.array([[c_r, -s_r], [s_r, c_r]]).T
-                for e in self.energies:
-                    reach = scale * _reach_mm(e)
-                    axial = self._axial_positions(float(a.min()), float(a.max()), reach)
-                    shots = np.array(
-                        [self.centre + p[0] * u + p[1] * v + ax * d for ax in axial for p in pts2]
-                    )
-                    dist = np.linalg.norm(self.region_pts[:, None, :] - shots[None], axis=-1)
-                    est = float((dist.min(axis=1) <= reach).mean())
-                    fibres = []
-                    for i, p in enumerate(pts2):
-                        tip = self.centre + p[0] * u + p[1] * v + axial[0] * d
-                        fibres.append(
-                            Fibre(
-                                id=f"F{i + 1}",
-                                tip_lps_mm=vec3(round(float(x), 2) for x in tip),
-                                direction_lps=vec3(d),
-                            )
-                        )
-                    dur = round(e / self.power_w, 1)
-                    ills = [
-                        Illumination(
-                            step=k + 1,
-                            fibre=f.id,
-                            power_w=self.power_w,
-                            duration_s=dur,
-                            energy_j=round(self.power_w * dur, 3),
-                            pullback_mm=round(axial[0] - axial[k], 2),
-                        )
-                        for k in range(len(axial))
-                        for f in fibres
-                    ]
-                    out.append(Candidate(d, fibres, ills, n, s, e, est, shots, _reach_mm(e)))
-        return out
+        return layouts.candidates(self, d, scale)
 
     def _with_paths(self, pm: PathMap, cand: Candidate) -> Candidate | None:
-        """The candidate with skin entries and depths filled, or None if a path is unsafe or a
-        fibre crosses less than `min_liver_mm` of normal liver before the tumour (the fibre
-        would sit in the capsule: planning.yaml `laser_min_liver_path_mm`)."""
-        fibres = []
-        for f in cand.fibres:
-            tip = np.asarray(f.tip_lps_mm)
-            chk = pm.check_path(tip, cand.direction, exact_clearance=False)
-            if not chk.ok or chk.entry_lps_mm is None:
-                why = chk.blocking or "a no-go structure"
-                self.blocked[why] = self.blocked.get(why, 0) + 1
-                return None
-            if not check_liver_tract(self.case, tip, cand.direction, self.min_liver_mm).ok:
-                self.blocked["liver tract"] = self.blocked.get("liver tract", 0) + 1
-                return None
-            fibres.append(
-                f.model_copy(
-                    update={
-                        "entry_lps_mm": tuple(round(float(x), 2) for x in chk.entry_lps_mm),
-                        "depth_mm": round(chk.depth_mm, 2),
-                    }
-                )
-            )
-        cand.fibres = fibres
-        return cand
+        return layouts.with_paths(self, pm, cand)
 
     # ---- evaluation ----------------------------------------------------------------------
     def _simulate(self, cand: Candidate, spacing_mm: float) -> dict[str, Any]:
@@ -376,7 +262,8 @@ class LaserPlanner:
         # suite: torso dome and heart, 92 % -> feasible).
         pool: list[Candidate] = []
         for d in dirs:
-            cands = [c for c in (self._with_paths(pm, c) for c in self.candidates(d)) if c]
+            self.angled_checks = 0
+            cands = layouts.clear_candidates(self, pm, self.candidates(d))
             if cands and len({c.n_fibres for c in cands}) > len({c.n_fibres for c in pool}):
                 pool = cands
             if pool and len({c.n_fibres for c in pool}) == self.n_max - self.n_min + 1:
@@ -391,7 +278,9 @@ class LaserPlanner:
             return (
                 None,
                 (
-                    "no parallel fibre layout has needle paths clear of no-go structures "
+                    "no fibre layout (parallel, or with fibres turned by up to "
+                    f"{self.defaults.max_probe_angle_deg.value:g} deg) has needle paths clear "
+                    "of no-go structures "
                     f"(safety distance {self.safety_mm:g} mm) with at least "
                     f"{self.min_liver_mm:g} mm of normal liver before the tumour"
                     + (f"; layouts were stopped by: {why}" if why else "")
@@ -432,7 +321,10 @@ class LaserPlanner:
                 (c for c in fresh if floor <= c.est_coverage < EST_COVERAGE_GOOD),
                 key=lambda c: (-c.est_coverage, c.total_energy_j),
             )
-            pick = next((c for c in good + rest if self._with_paths(pm, c)), None)
+            self.angled_checks = 0
+            pick = next(
+                (p for p in (self._with_paths(pm, c) for c in good + rest) if p is not None), None
+            )
             if pick is None:
                 break
             res = self._simulate(pick, self.opts.search_spacing_mm)
@@ -477,10 +369,34 @@ class LaserPlanner:
             }
         )
         tracts = [
-            check_liver_tract(self.case, np.asarray(f.tip_lps_mm), d, self.min_liver_mm).liver_mm
+            check_liver_tract(
+                self.case, np.asarray(f.tip_lps_mm), np.asarray(f.direction_lps), self.min_liver_mm
+            ).liver_mm
             for f in best.fibres
         ]
-        return [
+        angled = ""
+        if best.angled:
+            turn = max(
+                float(np.degrees(np.arccos(np.clip(np.dot(f.direction_lps, d), -1.0, 1.0))))
+                for f in best.fibres
+            )
+            angled = (
+                f"; fibre{'s' if len(best.angled) > 1 else ''} {', '.join(best.angled)} "
+                f"turned by up to {turn:.0f} deg from the common direction because "
+                f"{'their' if len(best.angled) > 1 else 'its'} parallel path was blocked"
+            )
+        budget = []
+        if self.angled_budget_exhausted:
+            budget = [
+                PlanWarning(
+                    level="info",
+                    code="angled_search_bounded",
+                    message=f"the search for turned fibres stopped after "
+                    f"{layouts.ANGLED_PATH_BUDGET} path checks in at least one direction; "
+                    "layouts not tried there may exist",
+                )
+            ]
+        return budget + [
             PlanWarning(
                 level="info",
                 code="approach",
@@ -488,7 +404,7 @@ class LaserPlanner:
                 f"{'/'.join(kinds) or 'unchecked'} {side_of(-d)} approach (azimuth "
                 f"{azimuth_deg(-d):.0f} deg, craniocaudal {tilt_deg(-d):+.0f} deg); "
                 f"normal liver before the tumour {min(tracts):.0f} mm or more per fibre "
-                f"({self.min_liver_mm:g} mm required)",
+                f"({self.min_liver_mm:g} mm required){angled}",
             )
         ]
 
@@ -517,17 +433,7 @@ class LaserPlanner:
             i.model_copy(update={"duration_s": dur, "energy_j": round(self.power_w * dur, 3)})
             for i in c.illuminations
         ]
-        return Candidate(
-            c.direction,
-            c.fibres,
-            ills,
-            c.n_fibres,
-            c.spacing_mm,
-            energy_j,
-            c.est_coverage,
-            c.shots,
-            c.base_reach_mm,
-        )
+        return dataclasses.replace(c, illuminations=ills, energy_j=energy_j)
 
 
 def plan_laser(

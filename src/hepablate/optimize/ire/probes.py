@@ -206,12 +206,14 @@ def place_angled(
         pl.record.count("angled_path_checks")
         chk = check_path(pl, tip, dd)
         if not chk.ok:
+            pl.record.count("angled_tries_blocked")
             continue
         cand = make_probe(pl.lim, len(placed), 1, tip, dd, exposure, chk)
         probes = [*placed, cand]
         pairs = [(j, len(placed)) for j in partners]
         if angled_ok(pl, state, probes, pairs):
             return tip, dd, chk
+        pl.record.count("angled_tries_spacing")
     return None
 
 
