@@ -275,3 +275,47 @@ def test_cli_torso_preset(tmp_path, capsys):
     assert main(bad) == 2
     assert "unknown tumour position" in capsys.readouterr().err
     assert not (tmp_path / "b").exists()
+
+
+def _phi_deg(p: np.ndarray) -> np.ndarray:
+    """Angle of each point about the body axis from the posterior midline (deg)."""
+    return np.degrees(np.arctan2(np.abs(p[:, 0]), p[:, 1]))
+
+
+def test_lung_base_rises_anteriorly_and_the_recess_below_it_is_pleura(dome):
+    """Quiet breathing: the lung's lower border lies at the 10th rib posteriorly, the 8th at the
+    mid-axillary and the 6th at the midclavicular line; the pleural recess about two ribs
+    lower holds no lung (torso.LUNG_BASE_PHI_Z)."""
+    c = dome.case
+    lung = _xyz(c, c.structures["lung"])
+    pleura = _xyz(c, c.structures["pleura"])
+    phi_l, phi_p = _phi_deg(lung), _phi_deg(pleura)
+    low_post = lung[phi_l < 45, 2].min()
+    low_ant = lung[(phi_l > 140) & (phi_l < 165), 2].min()
+    assert low_ant >= low_post + 40.0, (low_post, low_ant)
+    # Pleura (crossable with a warning) fills the recess below the lung laterally.
+    lateral = (phi_p > 80) & (phi_p < 110)
+    assert pleura[lateral, 2].min() <= lung[(phi_l > 80) & (phi_l < 110), 2].min() - 30.0
+
+
+def test_left_lobe_reaches_below_the_xiphoid_with_a_subxiphoid_path_to_segment_iii():
+    from hepablate.placement.approach import approaches
+    from hepablate.placement.paths import PathMap
+
+    a = build_torso_anatomy(torso_spec("segment:III", diameter_mm=10.0, spacing_mm=2.0))
+    c = a.case
+    liver = _xyz(c, c.structures["liver"])
+    bone = _xyz(c, c.structures["bone"])
+    xiphoid_low = bone[(np.abs(bone[:, 0]) <= 7) & (bone[:, 1] < -40), 2].min()
+    epigastric = liver[(np.abs(liver[:, 0]) < 30) & (liver[:, 1] < -40)]
+    assert epigastric[:, 2].min() <= xiphoid_low - 15.0
+    # The tumour lies in segment III, away from the vessels, with a clear anterior path that
+    # crosses neither lung nor pleura.
+    t = _xyz(c, c.structures["tumour:T1"]).mean(axis=0)
+    k, j, i = np.round(c.grid.lps_to_index(t[None])[0][::-1]).astype(int)
+    assert a.segments.array[k, j, i] == SEGMENTS.index("III") + 1
+    pm = PathMap(c, 3.0)
+    clear = [ap for ap in approaches(t, pm, 50.0) if ap.clear and ap.side == "anterior"]
+    assert clear
+    best = min(clear, key=lambda ap: ap.depth_mm)
+    assert not pm.check_path(t, best.direction_lps).crosses

@@ -68,6 +68,44 @@ def test_ire_zone_matches_measurement(ire_fields, exp_id):
         assert err <= IRE_TOLERANCE * m, (exp_id, name, lo, hi, m)
 
 
+#: Arms whose measured zone the threshold band alone does not reach: the 20 mm arm's width
+#: (39 +- 5 mm) lies above the possible zone (33 mm at 2 mm grid); the band leaves the
+#: conductivity model's range out (issue 13 item 4, not sampled yet).
+BAND_MISSES = {"bendavid2012_20mm": "threshold band only; sigma(E) range not sampled"}
+
+
+@pytest.mark.parametrize(
+    "exp_id",
+    [
+        pytest.param(e.id, marks=pytest.mark.xfail(strict=True, reason=BAND_MISSES[e.id]))
+        if e.id in BAND_MISSES
+        else e.id
+        for e in SUITE.ire
+    ],
+)
+def test_ire_measured_zone_lies_in_the_stated_band(ire_fields, exp_id):
+    """Issue 13 item 4: the plan's uncertainty band (confident zone: the liver threshold's
+    90th percentile; possible zone: its 10th; modalities/ire/uncertainty.py) contains the
+    measured zone of each experiment, within the measured spread."""
+    from hepablate.evaluation.defaults import load_planning_defaults
+    from hepablate.modalities.ire.uncertainty import threshold_quantiles
+
+    tissues = load_tissue_table()
+    i = tissues.tissue_names.index("liver")
+    p = load_planning_defaults().confident_zone_fraction.value
+    t_conf, t_poss = threshold_quantiles(tissues, p)[i], threshold_quantiles(tissues, 1 - p)[i]
+    assert t_poss < t_conf
+    exp = SUITE.get(exp_id)
+    for name in ("width_mm", "depth_mm", "height_mm"):
+        meas = getattr(exp.measured, name)
+        if meas is None:
+            continue
+        small = min(f.dimensions_mm(t_conf)[name] for f in ire_fields[exp_id])
+        large = max(f.dimensions_mm(t_poss)[name] for f in ire_fields[exp_id])
+        spread = meas.sd or 0.0
+        assert small - spread <= meas.value_mm <= large + spread, (exp_id, name, small, large)
+
+
 def test_ire_threshold_fit_reproduces_the_default(ire_fields):
     """The calibration arm refitted on the 2 mm grid lands within 10 V/cm of the tissue-table
     default (fitted at 1 mm): the default is what the data say, not a hand-set number."""

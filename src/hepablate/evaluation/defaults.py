@@ -29,6 +29,7 @@ class PlanningDefaults(BaseModel):
     min_needle_gap_mm: Quantity[float]
     max_cycles: Quantity[int]
     laser_min_liver_path_mm: Quantity[float]
+    confident_zone_fraction: Quantity[float]
 
     def parameters(self, prefix: str = "planning.") -> list[Parameter]:
         return table_parameters(prefix, ((k, q) for k, q in self if isinstance(q, Quantity)))

@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -35,6 +35,7 @@ from hepablate.physics.laser.simulate import (
 from hepablate.placement.paths import needle_clearances
 from hepablate.plans.model import (
     EvaluationSettings,
+    Illumination,
     LaserSimulationSettings,
     Plan,
     PlanWarning,
@@ -190,6 +191,7 @@ class LaserModality:
         if clearance is not None:
             metrics["min_path_clearance_mm"] = clearance
         warnings += tract_warnings(case, plan)
+        warnings += energy_warnings(plan, devices)
         ills = [
             il.model_copy(update={"energy_j": round(il.power_w * il.duration_s, 3)})
             for il in plan.illuminations
@@ -249,6 +251,41 @@ class LaserModality:
 MODALITY = LaserModality()
 
 __all__ = ["MODALITY", "KnownRun", "LaserModality", "laser_parameters"]
+
+
+def energy_warnings(plan: Plan, devices: DeviceTable) -> list[PlanWarning]:
+    """Energy per fibre per illumination step against the practice range of devices.yaml
+    `laser.energy_j` (1200 to 1800 J; PARAMETERS.md, Echolaser-type practice): above it a
+    warning (beyond the published series: the model's zone there is an extrapolation, and
+    charring and vaporisation, which it does not model, grow with energy), below it a note
+    (a smaller zone than the series the practice range comes from)."""
+    rng = devices.laser.energy_j.range
+    if rng is None:
+        return []
+    lo, hi = (float(x) for x in rng)
+    above = [il for il in plan.illuminations if il.power_w * il.duration_s > hi + 1e-6]
+    below = [il for il in plan.illuminations if il.power_w * il.duration_s < lo - 1e-6]
+    out = []
+    checks: list[tuple[Literal["warning", "info"], str, list[Illumination], str]] = [
+        ("warning", "energy_above_practice", above, "above"),
+        ("info", "energy_below_practice", below, "below"),
+    ]
+    for level, code, ills, word in checks:
+        if not ills:
+            continue
+        e = [il.power_w * il.duration_s for il in ills]
+        worst = max(e) if word == "above" else min(e)
+        il = ills[e.index(worst)]
+        out.append(
+            PlanWarning(
+                level=level,
+                code=code,
+                message=f"{len(ills)} of {len(plan.illuminations)} illuminations deliver "
+                f"energy {word} the {lo:g} to {hi:g} J practice range per fibre and step "
+                f"({worst:.0f} J, fibre {il.fibre} step {il.step}; devices.yaml laser.energy_j)",
+            )
+        )
+    return out
 
 
 def tract_warnings(case: Case, plan: Plan) -> list[PlanWarning]:

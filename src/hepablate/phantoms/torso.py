@@ -3,10 +3,11 @@
 Unlike the ellipsoid phantom (`builder.py`) this one has the anatomy that decides whether a
 percutaneous path exists: skin, subcutaneous fat and muscle; ribs (5 to 12) with intercostal
 spaces, costal cartilage forming the costal margin, sternum and xiphoid; the spine and back
-muscles; lungs reaching down into the costophrenic recesses beside the liver, with the pleural
-recess below the lung edge; the diaphragm; the heart in its pericardium on the central tendon;
-a liver with a right lobe, a dome under the right hemidiaphragm, a left lobe tapering across
-the midline, an IVC groove and a caudate lobe, labelled by Couinaud segment (I to VIII, from
+muscles; lungs whose lower border rises from the 10th rib posteriorly to the 6th at the
+midclavicular line, with the pleural recess (no lung) about two ribs below it beside the liver;
+the diaphragm; the heart in its pericardium on the central tendon; a liver with a right lobe, a
+dome under the right hemidiaphragm, a left lobe tapering across the midline and reaching below
+the xiphoid into the epigastrium, an IVC groove and a caudate lobe, labelled by Couinaud segment (I to VIII, from
 the hepatic vein and portal planes); branching portal and hepatic venous trees, the IVC, the
 hepatic artery, a bile duct tree and the gallbladder; stomach, duodenum, colon, pancreas,
 kidneys, spleen and aorta; and tumours placed by anatomical position.

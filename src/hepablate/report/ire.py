@@ -382,6 +382,25 @@ def build_ire_document(
             " ml (IRE spares the vessel wall and duct matrix)",
         ],
     ]
+    if "confident_target_coverage" in m.extra:
+        from hepablate.evaluation.defaults import load_planning_defaults
+
+        p_conf = load_planning_defaults().confident_zone_fraction.value
+        # The threshold band (modalities/ire/uncertainty.py): what the plan's zone is worth
+        # when the lethal field is uncertain.
+        mrows += [
+            [
+                f"confident zone: ablated in >= {100 * p_conf:.0f} % of threshold samples",
+                f"{100 * m.extra['confident_target_coverage']:.1f} % of tumour + margin, "
+                f"{100 * m.extra.get('confident_tumour_coverage', float('nan')):.1f} % of tumour "
+                f"({m.extra.get('confident_zone_ml', float('nan')):.1f} ml)",
+            ],
+            [
+                f"possible zone: ablated in >= {100 * (1 - p_conf):.0f} % of threshold samples",
+                f"{100 * m.extra['possible_target_coverage']:.1f} % of tumour + margin "
+                f"({m.extra.get('possible_zone_ml', float('nan')):.1f} ml)",
+            ],
+        ]
     if "temperature_max_c" in m.extra:
         mrows.append(
             ["maximum temperature (Joule heating)", f"{m.extra['temperature_max_c']:.1f} degC"]

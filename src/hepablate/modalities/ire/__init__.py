@@ -190,6 +190,15 @@ class IreModality:
             ),
         }
         maps: dict[str, np.ndarray] = {"field_max_v_per_cm": runs.field_max_v_per_cm}
+        tissue_index = getattr(session.problem, "tissue", None)
+        if sim.zone_threshold_v_per_cm is None and tissue_index is not None:
+            # The zone under the threshold's uncertainty (modalities/ire/uncertainty.py).
+            from hepablate.modalities.ire.uncertainty import band_zones
+
+            p_conf = load_planning_defaults().confident_zone_fraction.value
+            conf, poss, _ = band_zones(runs.field_max_v_per_cm, tissue_index, tissues, p_conf)
+            maps["zone_confident"] = conf.astype(np.float32)
+            maps["zone_possible"] = poss.astype(np.float32)
         if runs.temperature_max_c is not None:
             maps["temperature_max_c"] = runs.temperature_max_c.astype(np.float32)
             metrics["temperature_max_c"] = float(np.max(runs.temperature_max_c))
@@ -265,6 +274,25 @@ class IreModality:
 
         out = Assessment()
         required = float(settings.required_coverage or 0.0)
+        band = band_metrics(run, region, case.target_key)
+        out.metrics.update(band)
+        if "confident_target_coverage" in band:
+            p_conf = load_planning_defaults().confident_zone_fraction.value
+            out.warnings.append(
+                PlanWarning(
+                    level="info",
+                    code="zone_uncertainty",
+                    message=f"under the lethal-threshold uncertainty (tissues.yaml ranges, "
+                    f"triangular about the defaults) the zone ablated in at least "
+                    f"{p_conf:.0%} of samples (confident zone, "
+                    f"{band['confident_zone_ml']:.1f} ml) covers "
+                    f"{band['confident_target_coverage']:.1%} of tumour plus margin and "
+                    f"{band.get('confident_tumour_coverage', float('nan')):.1%} of the tumour; "
+                    f"the zone ablated in at least {1 - p_conf:.0%} of them (possible zone, "
+                    f"{band['possible_zone_ml']:.1f} ml) covers "
+                    f"{band['possible_target_coverage']:.1%}; conductivity not sampled",
+                )
+            )
         n_mc = int(settings.monte_carlo_samples or 0)
         if n_mc > 0:
             p, info = coverage_probability(
@@ -324,6 +352,27 @@ class IreModality:
 
             written += write_ire_report(out_dir, case, evaluation)
         return written
+
+
+def band_metrics(run: EngineRun, region: np.ndarray, target_key: str) -> dict[str, float]:
+    """Coverage and volume of the confident and possible zones (the threshold band,
+    `hepablate.modalities.ire.uncertainty`), when the run has them."""
+    out: dict[str, float] = {}
+    tumour = run.structures.get(target_key)
+    n_region = int(np.count_nonzero(region))
+    for name in ("confident", "possible"):
+        m = run.maps.get(f"zone_{name}")
+        if m is None:
+            continue
+        z = np.asarray(m) > 0.5
+        out[f"{name}_zone_ml"] = float(np.count_nonzero(z)) * run.grid.voxel_volume_ml
+        if n_region:
+            out[f"{name}_target_coverage"] = float(np.count_nonzero(z & region)) / n_region
+        if tumour is not None and tumour.any():
+            out[f"{name}_tumour_coverage"] = float(np.count_nonzero(z & tumour)) / float(
+                np.count_nonzero(tumour)
+            )
+    return out
 
 
 MODALITY = IreModality()
