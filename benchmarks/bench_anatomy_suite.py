@@ -161,6 +161,7 @@ def main() -> None:
 
     ids = [c.id for c in select_cases(args.cases)]
     load0 = os.getloadavg()[0]
+    commit = _commit()  # at the start: the code the run imports (the tree may move meanwhile)
     t0 = time.perf_counter()
     rows: list[dict[str, Any]] = []
 
@@ -189,7 +190,7 @@ def main() -> None:
         rows.sort(key=lambda r: order[r["id"]])
     doc = {
         "benchmark": "anatomy_suite",
-        "commit": _commit(),
+        "commit": commit,
         "grid_mm": args.grid,
         "workers": args.workers,
         "mc_samples": args.mc_samples,

@@ -4,10 +4,10 @@
 # Default 1 mm planning grid: about 1.5 minutes for both plans on a 2-core machine (docs/performance.md), plus
 # a one-off ~20 s the first time while numba compiles the solver kernels.
 # Then an anatomical example (torso phantom: ribs, lungs, vessel trees) with the laser planner
-# into out/torso-laser-subcapsular/ (about 20 s at 1 mm on the same machine).
-# Once the IRE planner's intercostal/subcostal approaches are in, plan
-# examples/torso-ire-segment-vii (--modality ire) here as well: the planner of this release
-# finds no path to it.
+# into out/torso-laser-subcapsular/ (about 35 s at 1 mm on the same machine).
+# examples/torso-ire-segment-vii (--modality ire) is not planned here: the IRE planner of this
+# release finds no layout whose paths all clear its hepatic vein, bile ducts and ribs (issue 12;
+# docs/planning-ire.md, "Why parallel layouts fail here").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh

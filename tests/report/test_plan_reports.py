@@ -95,7 +95,25 @@ def test_ire_report_pages_are_not_blank_and_hold_the_needle_views(ire_report) ->
     for p in ("P1", "P2"):
         assert f"probe {p} cycle 1 = probe {p} cycle 2" in text
     assert "rib space" in text and "to the liver capsule" in text
-    assert "closest distance" in text
+    assert "closest distance" in text and "required (mm)" in text
+    # Bone and cartilage are held to their own distance (approaches.yaml), not the 3 mm.
+    from hepablate.placement.approach import load_approach_settings
+
+    bone_mm = load_approach_settings().structure_safety_distance_mm["bone"].value
+    assert bone_mm < 3.0
+    from hepablate.report.document import Table
+    from hepablate.report.needles import needle_section
+
+    items = [
+        (p.id, np.asarray(p.tip_lps_mm), np.asarray(p.direction_lps), p.exposure_mm)
+        for p in ev.plan.probes
+    ]
+    sec = needle_section(ev.case, items, 3.0)
+    tables = [b for b in sec.blocks if isinstance(b, Table) and "required (mm)" in b.header]
+    rows = [r for t in tables for r in t.rows]
+    bone_rows = [r for r in rows if r[0] in ("bone", "cartilage")]
+    assert bone_rows and all(r[2] == f"{bone_mm:g}" for r in bone_rows), bone_rows
+    assert all(r[2] == "3" for r in rows if r[0] in ("portal_vein", "hepatic_vein")), rows
     # Each probe's entry window in its cycle table, as the landmarks module names it.
     from hepablate.placement.landmarks import describe_entry
     from hepablate.placement.paths import PathMap

@@ -376,9 +376,9 @@ def build_document(case: Case, ev: Evaluation, figs: dict[str, bytes]):
             "Laser protocol sheet",
             [
                 Paragraph(
-                    "Fibres are parallel; illuminations with the same step run "
-                    "simultaneously; a pull-back moves the tip back along its fibre from "
-                    "its first position."
+                    _alignment_text(plan)
+                    + "; illuminations with the same step run simultaneously; a pull-back "
+                    "moves the tip back along its fibre from its first position."
                 ),
                 _table(
                     fibre_rows(plan, case),
@@ -453,3 +453,19 @@ def write_laser_report(out_dir: Path, case: Case, ev: Evaluation) -> list[Path]:
     if ev.details is not None:
         figs.update(figures(case, ev))
     return list(write_report(build_document(case, ev, figs), out_dir))
+
+
+def _alignment_text(plan: Plan) -> str:
+    """Whether the fibres are parallel, and if not the largest angle between two of them."""
+    dirs = [np.asarray(f.direction_lps, float) for f in plan.fibres]
+    worst = 0.0
+    for i, a in enumerate(dirs):
+        for b in dirs[:i]:
+            c = float(np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b)))
+            worst = max(worst, float(np.degrees(np.arccos(np.clip(c, -1.0, 1.0)))))
+    if worst < 0.5:
+        return "Fibres are parallel"
+    return (
+        f"Fibres are not all parallel: up to {worst:.1f} deg between two of them (a fibre "
+        "turned off a blocked parallel path; see the directions below and the fibre pages)"
+    )

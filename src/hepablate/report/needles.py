@@ -209,7 +209,8 @@ def needle_section(
             f"containing the {what}, read like an axial image tilted to hold it (the edge "
             "letters give the patient directions), the structures it passes, and its "
             "closest distance to each no-go structure by the same path check the planner "
-            f"uses (required: {safety_mm:g} mm, the {what}'s radius included). Rib numbers "
+            f"uses (required: {safety_mm:g} mm, bone and cartilage their own distance, the "
+            f"{what}'s radius included). Rib numbers "
             "come from the bone mask, counted up from the lowest rib taken as the 12th; the "
             "clavicular and axillary lines are estimated from the body outline on the entry's "
             "axial level (midline: centre of the left-right extent; MCL: halfway to the lateral "
@@ -275,10 +276,18 @@ def needle_section(
             if c.clearance_mm is None:
                 far.append(c.name)
                 continue
-            ok = c.clearance_mm >= safety_mm - 1e-9
-            clear.append([c.name, f"{c.clearance_mm:.2f}", "ok" if ok else "BELOW SAFETY"])
+            # Each structure against its own distance (approaches.yaml: bone and cartilage
+            # 1.5 mm), as the planner's check; crossable ones (the pleural recess) warn only.
+            if c.name in pm.required_mm:
+                req = pm.required_mm[c.name]
+                ok = c.clearance_mm >= req - 1e-9
+                clear.append(
+                    [c.name, f"{c.clearance_mm:.2f}", f"{req:g}", "ok" if ok else "BELOW SAFETY"]
+                )
+            else:
+                clear.append([c.name, f"{c.clearance_mm:.2f}", "-", "crossable (warning)"])
         if far:
-            clear.append([", ".join(far), f"> {CLEARANCE_REACH_MM:g}", "ok"])
+            clear.append([", ".join(far), f"> {CLEARANCE_REACH_MM:g}", "", "ok"])
         blocks += [
             Table(["entry", "value"], rows, title=title, col_widths=[1.2, 5], keep_together=True),
             Figure(
@@ -296,11 +305,12 @@ def needle_section(
                 col_widths=[2, 2, 1],
             ),
             Table(
-                ["no-go structure", "closest distance (mm)", f"vs {safety_mm:g} mm"],
-                clear or [["(none segmented)", "-", "-"]],
+                ["no-go structure", "closest distance (mm)", "required (mm)", "result"],
+                clear or [["(none segmented)", "-", "-", "-"]],
                 caption=f"Path clearance of {title} from each no-go structure: the smallest "
-                f"is the path's clearance, {chk.clearance_mm:.2f} mm.",
-                col_widths=[2, 2, 1],
+                f"is the path's clearance, {chk.clearance_mm:.2f} mm (required: each "
+                "structure's own distance, approaches.yaml).",
+                col_widths=[2, 1.4, 1.1, 1.3],
             ),
         ]
     return Section(f"{what.capitalize()} paths", blocks, new_page=True)

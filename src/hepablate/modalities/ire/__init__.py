@@ -284,13 +284,14 @@ class IreModality:
                     code="zone_uncertainty",
                     message=f"under the lethal-threshold uncertainty (tissues.yaml ranges, "
                     f"triangular about the defaults) the zone ablated in at least "
-                    f"{p_conf:.0%} of samples (confident zone, "
+                    f"{100 * p_conf:.0f} % of samples (confident zone, "
                     f"{band['confident_zone_ml']:.1f} ml) covers "
-                    f"{band['confident_target_coverage']:.1%} of tumour plus margin and "
-                    f"{band.get('confident_tumour_coverage', float('nan')):.1%} of the tumour; "
-                    f"the zone ablated in at least {1 - p_conf:.0%} of them (possible zone, "
+                    f"{100 * band['confident_target_coverage']:.1f} % of tumour plus margin and "
+                    f"{100 * band.get('confident_tumour_coverage', float('nan')):.1f} % of the "
+                    "tumour; "
+                    f"the zone ablated in at least {100 * (1 - p_conf):.0f} % of them (possible zone, "
                     f"{band['possible_zone_ml']:.1f} ml) covers "
-                    f"{band['possible_target_coverage']:.1%}; conductivity not sampled",
+                    f"{100 * band['possible_target_coverage']:.1f} %; conductivity not sampled",
                 )
             )
         n_mc = int(settings.monte_carlo_samples or 0)
