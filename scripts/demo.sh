@@ -6,7 +6,7 @@
 # Then an anatomical example (torso phantom: ribs, lungs, vessel trees) with the laser planner
 # into out/torso-laser-subcapsular/ (about 35 s at 1 mm on the same machine).
 # examples/torso-ire-segment-vii (--modality ire) is not planned here: the IRE planner of this
-# release finds no layout whose paths all clear its hepatic vein, bile ducts and ribs (issue 12;
+# release finds no layout whose paths all clear its vessels, ducts, ribs and lung (issue 12;
 # docs/planning-ire.md, "Why parallel layouts fail here").
 set -euo pipefail
 cd "$(dirname "$0")/.."
