@@ -190,3 +190,34 @@ def test_liver_tract_of_an_exophytic_tumour():
     above = liver_path_before_target_mm(case, c, np.array([0.0, 0.0, -1.0]))
     assert above > 30.0
     assert check_liver_tract(case, c, np.array([0.0, 0.0, -1.0]), min_liver_mm=5.0).ok
+
+
+def test_clear_cross_section_measures_the_room_for_parallel_needles():
+    """A 20 mm square target under a slab of bone that shadows the half x < 0 of it (needles
+    along -y -> +y, i.e. from anterior): about half of its cross-section is clear, all of it
+    without the slab, none when the slab covers it."""
+    from hepablate.placement.paths import clear_cross_section
+
+    g = _grid((1.0, 1.0, 1.0))
+    x, y, z = _coords(g)
+    shape = g.array.shape
+    body = np.broadcast_to(x**2 + y**2 <= 55.0**2, shape).copy()
+    target = (np.abs(x) <= 10) & (np.abs(y - 10) <= 10) & (np.abs(z) <= 10)
+    target = np.broadcast_to(target, shape).copy()
+    idx = np.argwhere(target)
+    pts = g.index_to_lps(idx[:, ::-1].astype(float))
+    d = np.array([0.0, 1.0, 0.0])
+
+    def frac(slab_x_max: float | None) -> float:
+        s = {"body": body, "liver": body.copy(), "tumour:T1": target}
+        if slab_x_max is not None:
+            slab = (x <= slab_x_max) & (np.abs(y + 35) <= 3) & (np.abs(z) <= 30)
+            s["bone"] = np.broadcast_to(slab, shape) & body
+        pm = PathMap(Case("slab", g, s, "T1", 0.0), 3.0, {"bone": 1.5})
+        return clear_cross_section(pm, pts, d)
+
+    assert frac(None) == 1.0
+    half = frac(0.0)
+    # The paths at x <= 0 pass the slab; those within 1.5 mm + half a voxel of its edge too.
+    assert 0.35 <= half <= 0.5, half
+    assert frac(30.0) == 0.0

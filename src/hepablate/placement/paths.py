@@ -341,6 +341,34 @@ def candidate_directions(
     ]
 
 
+def clear_cross_section(
+    pm: PathMap,
+    region_pts: np.ndarray,
+    direction: np.ndarray,
+    step_mm: float = 2.0,
+    entry_region: EntryRegion | None = None,
+) -> float:
+    """Fraction of the target's cross-section across `direction` (LPS points `region_pts`
+    projected on the plane perpendicular to it, on a `step_mm` lattice) through which a
+    parallel needle, its tip at the target's deep end, has a clear path: how much room a
+    parallel layout has along this direction (an infeasible plan's reason quotes it)."""
+    from hepablate.placement.geometry import perpendicular_basis
+
+    d = unit(np.asarray(direction, float))
+    u, v = perpendicular_basis(d)
+    pts = np.asarray(region_pts, float)
+    c = pts.mean(axis=0)
+    deep = float((pts @ d).max())
+    uv = np.unique(np.round(np.stack([(pts - c) @ u, (pts - c) @ v], axis=1) / step_mm), axis=0)
+    if len(uv) == 0:
+        return 0.0
+    base = c + (deep - float(c @ d)) * d
+    ok = 0
+    for a, b in uv * step_mm:
+        ok += bool(pm.check_path(base + a * u + b * v, d, entry_region, exact_clearance=False).ok)
+    return ok / len(uv)
+
+
 def needle_clearances(
     case: Case,
     needles: list[tuple[str, np.ndarray, np.ndarray]],

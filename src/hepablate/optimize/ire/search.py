@@ -352,9 +352,13 @@ def opening_text(pl: IrePlanner) -> str:
     opened = openings(centre, pl.paths, tilt, pos) if pl.entry is None else []
     out = ""
     if here:
+        from hepablate.placement.paths import clear_cross_section
+
+        frac = clear_cross_section(pl.paths, pl.region_pts, here[0].direction_lps)
         out += (
             f". In the {where} position the central path is clear ({here[0].describe()}) but "
-            "the layouts' other probes were blocked by the structures above"
+            "the layouts' other probes were blocked by the structures above: along it, "
+            f"{100 * frac:.0f} % of the target's cross-section has a clear parallel path"
         )
     if opened:
         out += ". A clear central path opens in: " + "; ".join(opened)
