@@ -207,7 +207,13 @@ def build_ire_figures(
             "vessels": COLOURS["vessel"],
             "bile ducts": COLOURS["duct"],
         },
-        marks={f"IRE threshold {threshold_v_per_cm:g} V/cm": threshold_v_per_cm},
+        # The search's threshold: the higher of the liver and tumour thresholds (each tissue's
+        # zone uses its own; optimize.ire.options.search_threshold_v_per_cm).
+        marks={
+            f"IRE threshold {threshold_v_per_cm:g} V/cm (higher of liver, tumour)": (
+                threshold_v_per_cm
+            )
+        },
         title="Field-volume histogram (maximum |E| over all pairs)",
     )
     figs["_fvh_rows"] = fvh  # type: ignore[assignment]
