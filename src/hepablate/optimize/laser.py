@@ -357,6 +357,7 @@ class LaserPlanner:
         """Info note on the approach: patient position, kind of window, angles, and the
         fibres' liver tract before the tumour."""
         from hepablate.placement.approach import azimuth_deg, classify, side_of, tilt_deg
+        from hepablate.placement.geometry import angle_deg
 
         if best is None or self.direction is None:
             return []
@@ -376,10 +377,7 @@ class LaserPlanner:
         ]
         angled = ""
         if best.angled:
-            turn = max(
-                float(np.degrees(np.arccos(np.clip(np.dot(f.direction_lps, d), -1.0, 1.0))))
-                for f in best.fibres
-            )
+            turn = max(angle_deg(np.asarray(f.direction_lps, float), d) for f in best.fibres)
             angled = (
                 f"; fibre{'s' if len(best.angled) > 1 else ''} {', '.join(best.angled)} "
                 f"turned by up to {turn:.0f} deg from the common direction because "

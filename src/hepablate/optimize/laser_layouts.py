@@ -11,6 +11,7 @@ layouts, so the planner's search and its layouts can be read (and tested) apart.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -241,8 +242,7 @@ def with_paths(pl: LaserPlanner, pm: PathMap, cand: Candidate) -> Candidate | No
                 }
             )
         )
-    out = Candidate(**{**cand.__dict__, "fibres": fibres, "angled": angled})
-    return out
+    return dataclasses.replace(cand, fibres=fibres, angled=angled)
 
 
 def clear_candidates(pl: LaserPlanner, pm: PathMap, cands: list[Candidate]) -> list[Candidate]:

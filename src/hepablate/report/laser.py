@@ -457,12 +457,10 @@ def write_laser_report(out_dir: Path, case: Case, ev: Evaluation) -> list[Path]:
 
 def _alignment_text(plan: Plan) -> str:
     """Whether the fibres are parallel, and if not the largest angle between two of them."""
+    from hepablate.placement.geometry import angle_deg
+
     dirs = [np.asarray(f.direction_lps, float) for f in plan.fibres]
-    worst = 0.0
-    for i, a in enumerate(dirs):
-        for b in dirs[:i]:
-            c = float(np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b)))
-            worst = max(worst, float(np.degrees(np.arccos(np.clip(c, -1.0, 1.0)))))
+    worst = max((angle_deg(a, b) for i, a in enumerate(dirs) for b in dirs[:i]), default=0.0)
     if worst < 0.5:
         return "Fibres are parallel"
     return (
