@@ -170,6 +170,52 @@ def test_blocked_probe_is_tilted_past_the_structure(fake_problem_factory):
     assert np.linalg.norm(mid - (want[0] * u + want[1] * v + (tip_t - 10.0) * d)) < 0.1
     lo, hi = exposure_spacing_mm(probes[0], probes[1])
     assert 10.0 - 1e-6 <= lo and hi <= 20.0 * 1.01
+    # The pull-back cycle withdraws each probe along its own line (the angled one too; it is
+    # not reinserted along the layout's direction), to the next cycle's depth.
+    back = make_probes(ang, st, 2, d, lay, tip_t - 8.0, 20.0, u, v, prev=probes)
+    for p, q in zip(probes, back, strict=True):
+        assert np.allclose(p.direction_lps, q.direction_lps)
+        off = np.asarray(p.tip_lps_mm) - np.asarray(q.tip_lps_mm)
+        assert np.linalg.norm(np.cross(off, np.asarray(p.direction_lps))) < 0.05  # same line
+        # At the cycle's depth along d (the angled probe's own tip lay off it).
+        assert abs(float(np.asarray(q.tip_lps_mm) @ d) - (tip_t - 8.0)) < 0.05
+        assert float(off @ np.asarray(p.direction_lps)) > 7.0
+    assert paths_ok(ang, st, back, pairs)[0]
+
+
+def test_pull_back_drops_angled_pairs_that_leave_the_spacing_range(fake_problem_factory):
+    """Converging angled probes come closer as they are pulled back: a pair whose spacing
+    along the exposure leaves the device range is not energised in that cycle, as long as
+    every probe keeps a pair (`layouts.in_range_pairs`)."""
+    from hepablate.devices.catalog import load_device_table
+    from hepablate.optimize.ire.layouts import in_range_pairs
+    from hepablate.plans.model import Probe
+
+    case = _blocked_case()
+    o = IrePlanOptions(monte_carlo_samples=0, allow_angled=True)
+    lim = limits_from(load_device_table(), 600.0, o)
+    pl = IrePlanner(case, fake_problem_factory(case), lim, load_planning_defaults(), o)
+    st = SearchState.initial(pl.lim, angled=True)
+
+    def probe(i, tip, d):
+        return Probe(
+            id=f"P{i}", tip_lps_mm=tip, direction_lps=tuple(unit(np.asarray(d))), exposure_mm=20.0
+        )
+
+    th = np.radians(15.0)
+    # P1 and P2 parallel 15 mm apart; P3 12 mm from P2 at the tips converges on it (6.8 mm at
+    # the back of its exposure) but stays 16.5 to 19.2 mm from P1: pair (1, 2) leaves the
+    # range, P3 keeps (0, 2).
+    ps = [
+        probe(1, (0.0, 0.0, 0.0), (0, 0, 1)),
+        probe(2, (15.0, 0.0, 0.0), (0, 0, 1)),
+        probe(3, (15.0, 12.0, 0.0), (0.0, np.sin(th), np.cos(th))),
+    ]
+    assert exposure_spacing_mm(ps[1], ps[2])[0] < 10.0
+    keep = in_range_pairs(pl, st, ps, [(0, 1), (1, 2), (0, 2)])
+    assert (1, 2) not in keep and (0, 1) in keep and (0, 2) in keep
+    # Without (0, 2) P3 would be left without a pair: the cycle is lost.
+    assert in_range_pairs(pl, st, ps, [(0, 1), (1, 2)]) == []
 
 
 def test_exposure_spacing_and_tilts():
@@ -192,3 +238,74 @@ def test_exposure_spacing_and_tilts():
     assert min(angles) > 0 and max(angles) <= 15.0 + 1e-9
     assert angles == sorted(angles)
     assert dirs[0][0] > 0 and dirs[1][0] < 0  # along the radial vector, then against it
+
+
+def test_cone_directions_are_clear_entries_within_the_angle_limit():
+    """Entry-first placement (issue 12): from a point whose parallel path is blocked, the
+    skin entries within the angle limit whose path screens clear, smallest deviation first
+    among the surely clear; the exact check confirms them; an entry region restricts them."""
+    from hepablate.placement.approach import accessible, cone_directions
+
+    case = _blocked_case()
+    pm = PathMap(case, 3.0)
+    d = np.array([0.0, 1.0, 0.0])
+    point = np.array([-45.0, 0.0, 0.0])  # behind the vein: the parallel path hits it
+    assert not pm.check_path(point, d).ok
+    dirs = cone_directions(pm, point, d, 15.0, "supine", limit=400)
+    assert dirs
+    for x in dirs:
+        assert angle_deg(x, d) <= 15.0 + 1e-6
+        assert accessible(-x, "supine")
+    ok = [pm.check_path(point, x).ok for x in dirs]
+    # Within 15 deg only a few paths pass the vein: the screen ranks them first.
+    assert any(ok[:16]) and sum(ok[:16]) / 16 > sum(ok[16:]) / max(len(ok) - 16, 1), ok
+    # Within 25 deg many are surely clear: those come first, the smallest deviation first.
+    wide = cone_directions(pm, point, d, 25.0, "supine")
+    assert len(wide) == 16 and all(pm.check_path(point, x).ok for x in wide[:8])
+    first = [angle_deg(x, d) for x in wide[:4]]  # here 5 are surely clear
+    assert first == sorted(first)
+    # Nothing within 2 deg (the vein lies across the straight path) and nothing at all when
+    # the entry region lies elsewhere on the skin.
+    assert not cone_directions(pm, point, d, 2.0, "supine")
+    far = pm.skin_entry(point, np.array([1.0, 0.0, 0.0]))  # right lateral skin
+    assert far is not None
+    assert not cone_directions(pm, point, d, 15.0, "supine", EntryRegion(tuple(far), 5.0))
+
+
+def test_angled_probe_next_to_a_structure_beyond_its_tip_is_placed_shallower(
+    fake_problem_factory,
+):
+    """A probe angled past a structure on its parallel path whose deep end would come within
+    the safety distance of a second structure (beyond the tip) is placed shallower along its
+    new line, as a parallel probe would be, instead of dropping the layout."""
+    from hepablate.devices.catalog import load_device_table
+    from hepablate.optimize.ire.probes import place_angled
+
+    case = build_phantom(
+        PhantomSpec(
+            spacing_mm=(2.0,) * 3,
+            fov_mm=(220.0, 170.0, 110.0),
+            tumours=[TumourSpec(id="T1", centre_lps_mm=(-45.0, 0.0, 0.0), diameter_mm=12.0)],
+            tubes=[
+                TubeSpec(name="hepatic_vein", radius_mm=2.0, side=(0, -1, 0), gap_mm=14.0),
+                TubeSpec(name="portal_vein", radius_mm=3.0, side=(0, 1, 0), gap_mm=2.0),
+            ],
+            margin_mm=5.0,
+        )
+    )
+    o = IrePlanOptions(monte_carlo_samples=0, allow_angled=True)
+    lim = limits_from(load_device_table(), 600.0, o)
+    pl = IrePlanner(case, fake_problem_factory(case), lim, load_planning_defaults(), o)
+    st = SearchState.initial(pl.lim, angled=True)
+    d = np.array([0.0, 1.0, 0.0])
+    centre = np.array([-45.0, 0.0, 0.0])
+    exposure = 20.0  # the tip, 10 mm beyond the centre, would sit in the portal vein's wall
+    assert not pl.paths.check_path(centre, d).ok
+    got = place_angled(pl, st, centre, d, np.zeros(3), exposure, [], [], None, 0.0)
+    assert got is not None
+    tip, dd, chk = got
+    assert chk.ok and pl.paths.check_path(tip, dd).ok  # exact, independent of the planner
+    assert 1e-3 < angle_deg(dd, d) <= 15.0 + 1e-6
+    depth_beyond_centre = float((tip - centre) @ dd)
+    assert depth_beyond_centre < 0.5 * exposure - 1.0  # shallower than the layout's tip
+    assert pl.record.stats["angled_cone_screens"] >= 1

@@ -40,6 +40,10 @@ MAX_BLOCKED = 64
 #: Screened directions that get the exact check, per 45 deg of azimuth and tilt band
 #: (below -15, -15 to 15, above 15 deg), shortest first.
 EXACT_PER_BUCKET = 12
+#: Directions of a cone (`cone_directions`) handed on for the exact check, per needle.
+CONE_EXACT = 16
+#: Screened cones remembered per `PathMap` (the search meets the same probe positions again).
+CONE_CACHE_ENTRIES = 20_000
 
 
 class PositionSpec(BaseModel):
@@ -170,6 +174,75 @@ def _screen(pm: PathMap, c: np.ndarray, skin: np.ndarray) -> np.ndarray:
     return margin.astype(float)
 
 
+def cone_directions(
+    pm: PathMap,
+    point: np.ndarray,
+    d: np.ndarray,
+    max_angle_deg: float,
+    position: PatientPosition = "supine",
+    entry_region: EntryRegion | None = None,
+    limit: int = CONE_EXACT,
+    prefer: np.ndarray | None = None,
+) -> list[np.ndarray]:
+    """Insertion directions (skin -> `point`, unit LPS) within `max_angle_deg` of `d` whose
+    straight path from a skin point the patient `position` exposes (and inside `entry_region`,
+    if given) to `point` screens clear on `PathMap.margin_map`: entry-first placement of one
+    needle whose own parallel path is blocked. Surely clear paths first, the smallest deviation
+    from `prefer` (default `d`; e.g. the direction of the needles it is paired with) first;
+    then those within the screen's uncertainty, the largest screened margin first; at most
+    `limit` (they still need the exact path check)."""
+    d = unit(np.asarray(d, float))
+    p = np.asarray(point, float)
+    region = None if entry_region is None else (entry_region.centre_lps_mm, entry_region.radius_mm)
+    key = (tuple(np.round(p, 3)), tuple(np.round(d, 6)), float(max_angle_deg), position, region)
+    got = pm.cone_cache.get(key)
+    if got is None:
+        got = _screen_cone(pm, p, d, max_angle_deg, position, entry_region)
+        if len(pm.cone_cache) >= CONE_CACHE_ENTRIES:
+            pm.cone_cache.clear()
+        pm.cone_cache[key] = got
+    to, margin = got
+    if len(to) == 0:
+        return []
+    half = 0.5 * float(np.linalg.norm(pm.grid.spacing_mm))
+    pref = d if prefer is None else unit(np.asarray(prefer, float))
+    # Exact margins lie within [coarse - 2 h, coarse + h]: above 2 h the path is surely clear.
+    # Surely clear: the smallest deviation first; the rest: the likeliest to be clear first.
+    sure = np.flatnonzero(margin >= 2.0 * half)
+    rest = np.flatnonzero(margin < 2.0 * half)
+    a = sure[np.argsort(-(to[sure] @ pref), kind="stable")]
+    b = rest[np.argsort(-margin[rest], kind="stable")]
+    return [to[i].copy() for i in np.concatenate([a, b])[:limit]]
+
+
+def _screen_cone(
+    pm: PathMap,
+    p: np.ndarray,
+    d: np.ndarray,
+    max_angle_deg: float,
+    position: PatientPosition,
+    entry_region: EntryRegion | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(directions skin -> p, coarse margins) of the skin points within the cone whose margin
+    may be clear (above minus one half-diagonal)."""
+    skin = pm.skin_points()
+    to = p[None, :] - skin
+    dist = np.linalg.norm(to, axis=1)
+    ok = dist > 1e-9
+    to[ok] /= dist[ok, None]
+    ok &= to @ d >= np.cos(np.radians(max_angle_deg)) - 1e-12
+    if entry_region is not None:
+        c = np.asarray(entry_region.centre_lps_mm, float)
+        ok &= np.linalg.norm(skin - c[None, :], axis=1) <= entry_region.radius_mm
+    idx = np.array([i for i in np.flatnonzero(ok) if accessible(-to[i], position)], dtype=int)
+    if idx.size == 0:
+        return np.zeros((0, 3)), np.zeros(0)
+    margin = _screen(pm, p, skin[idx])
+    half = 0.5 * float(np.linalg.norm(pm.grid.spacing_mm))
+    keep = margin >= -half - 1e-9
+    return to[idx[keep]], margin[keep]
+
+
 def _lattice(max_tilt_deg: float) -> list[np.ndarray]:
     """Directions towards the skin at 15 deg steps of azimuth (24) and tilt (0, +-15, ...)."""
     tilts = [0.0] + [sg * t for t in np.arange(15.0, max_tilt_deg + 1e-9, 15.0) for sg in (1, -1)]
@@ -273,7 +346,7 @@ def _approaches(
             if chk.entry_lps_mm is not None:
                 found.append(_approach(pm, d, chk))
         return sorted(found, key=lambda a: (not a.clear, a.depth_mm))
-    skin = skin_points(pm)
+    skin = pm.skin_points()
     back = skin - c[None, :]
     back /= np.linalg.norm(back, axis=1)[:, None]
     sin_max = np.sin(np.radians(max_tilt_deg)) + 1e-9

@@ -131,8 +131,11 @@ class PathMap:
             if base_name(key) in crossable:
                 self._crossable |= m
         self._margin_map: np.ndarray | None = None
+        self._skin_points: np.ndarray | None = None
         self.approach_cache: dict[tuple, list] = {}
         """`hepablate.placement.approach.approaches` per (centre, tilt, position, region)."""
+        self.cone_cache: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+        """`hepablate.placement.approach.cone_directions`' screened skin points per cone."""
         self.fields: list[NoGoField] = []
         for req in sorted(set(self.required_mm.values()), reverse=True):
             mask = np.zeros(shape, dtype=bool)
@@ -184,6 +187,15 @@ class PathMap:
                 np.minimum(out, f.dist_mm - np.float32(f.required_mm), out=out)
             self._margin_map = out
         return self._margin_map
+
+    def skin_points(self) -> np.ndarray:
+        """Body-surface points (LPS mm) candidate entries are drawn from
+        (`hepablate.placement.approach.skin_points`), computed once."""
+        if self._skin_points is None:
+            from hepablate.placement.approach import skin_points
+
+            self._skin_points = skin_points(self)
+        return self._skin_points
 
     def _present_crossable(self) -> set[str]:
         return {base_name(k) for k, m in self.case.structures.items() if m.any()}

@@ -33,6 +33,8 @@ MAX_SPLITS = 3
 MAX_DIRECTIONS = 8
 #: With angled placement each blocked probe tries many directions: the first 4 windows only.
 ANGLED_DIRECTIONS = 4
+#: Lattice (mm) of the clear-path fraction that orders the windows for angled probes.
+OPEN_STEP_MM = 4.0
 
 
 # ---- fitting one layout ----------------------------------------------------------------------
@@ -236,7 +238,9 @@ def best_layout(
             area = _layout_area(lay, reach_factor * s)
             if best is not None and area >= best[0] - 1e-6:
                 continue
-            probes = make_probes(pl, state, 1, d, lay, axial[0][0], axial[0][1], u, v)
+            probes = make_probes(
+                pl, state, 1, d, lay, axial[0][0], axial[0][1], u, v, stop_at_blocked=True
+            )
             ok, _ = paths_ok(pl, state, probes, energised(pl.lim, state, lay.points()))
             if ok:
                 best = (area, lay, axial)
@@ -259,7 +263,9 @@ def candidate_layouts(
     centre = pts.mean(axis=0)
     dirs = candidate_directions(
         centre, pl.paths, pl.defaults.max_tilt_deg.value, pl.entry, pl.opts.patient_position
-    )[: ANGLED_DIRECTIONS if state.angled else MAX_DIRECTIONS]
+    )[:MAX_DIRECTIONS]
+    if state.angled:
+        dirs = most_open(pl, dirs, pts)[:ANGLED_DIRECTIONS]
     out: list[Candidate] = []
     single_fits = False
     mask_idx = np.argwhere(pl.search_region)
@@ -331,6 +337,37 @@ def candidate_layouts(
     return out, single_fits
 
 
+def in_range_pairs(
+    pl: IrePlanner, state: SearchState, probes: list, pairs: list[tuple[int, int]]
+) -> list[tuple[int, int]]:
+    """The energised pairs (indices into `probes`) whose spacing along the exposure stays
+    within the limits (`probes.angled_ok`); empty if a probe would be left without a pair."""
+    from hepablate.optimize.ire.probes import angled_ok
+
+    keep = [pr for pr in pairs if angled_ok(pl, state, probes, [pr], gaps=False)]
+    if {k for pr in keep for k in pr} != {k for pr in pairs for k in pr}:
+        return []
+    return keep
+
+
+def most_open(pl: IrePlanner, dirs: list[np.ndarray], pts: np.ndarray) -> list[np.ndarray]:
+    """`dirs` ordered by the fraction of the target's cross-section with a clear parallel path
+    (`placement.paths.clear_cross_section` on an `OPEN_STEP_MM` lattice), most open first
+    (stable: the approach order breaks ties): with angled probes the search tries the windows
+    where most probes need no angle, or a small one, first."""
+    from hepablate.placement.paths import clear_cross_section
+
+    def frac(d: np.ndarray) -> float:
+        key = tuple(np.round(d, 6))
+        if key not in pl.open_fraction:
+            pl.open_fraction[key] = clear_cross_section(pl.paths, pts, d, OPEN_STEP_MM, pl.entry)
+        return pl.open_fraction[key]
+
+    order = sorted(range(len(dirs)), key=lambda i: -frac(dirs[i]))
+    pl.record.stats["open_fraction_best"] = round(frac(dirs[order[0]]), 3) if dirs else 0.0
+    return [dirs[i] for i in order]
+
+
 def _cycles_of(
     pl: IrePlanner,
     state: SearchState,
@@ -353,10 +390,18 @@ def _cycles_of(
         for tip_t, exp in axial:
             cyc = len(cycles) + 1
             probes = make_probes(pl, state, cyc, d, lay, tip_t, exp, u, v, prev)
+            pulled_back = prev is not None
             prev = probes
             pairs = energised(pl.lim, state, lay.points())
-            if (state.angled and not paths_ok(pl, state, probes, pairs)[0]) or not pair_spacing_ok(
-                pl.lim, probes, pairs
+            if state.angled and pulled_back:
+                # Pulled back along converging or diverging lines, an angled pair's spacing
+                # changes with depth: pairs that leave the range are not energised in this
+                # cycle, while every probe keeps a pair.
+                pairs = in_range_pairs(pl, state, probes, pairs)
+            if (
+                not pairs
+                or (state.angled and not paths_ok(pl, state, probes, pairs)[0])
+                or not pair_spacing_ok(pl.lim, probes, pairs)
             ):
                 bad_cycle = True
             sub = part & axial_mask(pl, d, tip_t, exp, axial)

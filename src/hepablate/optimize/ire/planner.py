@@ -92,6 +92,9 @@ class IrePlanner:
         """`PathMap.check_path` with the entry region, per (tip, direction)."""
         self.fit_cache: ByteBudgetCache[tuple, tuple[float, Layout2D]] = ByteBudgetCache()
         """Layout fits per (projected points, layout, tumour weight, widest pair)."""
+        self.open_fraction: dict[tuple, float] = {}
+        """Fraction of the target's cross-section with a clear parallel path, per direction
+        (`layouts.most_open`)."""
         self.session = engine if isinstance(engine, IreSession) else IreSession(engine)
         self.session.paths = self.paths  # the final evaluation checks the same paths
         """The engine with the nonlinear results of recently confirmed cycles remembered (the

@@ -12,7 +12,7 @@ import numpy as np
 from hepablate.core.volume import vec3
 from hepablate.optimize.ire.model import SearchState
 from hepablate.optimize.ire.options import Limits
-from hepablate.placement.geometry import Layout2D, neighbour_pairs, unit
+from hepablate.placement.geometry import Layout2D, angle_deg, neighbour_pairs, unit
 from hepablate.plans.model import Probe
 
 if TYPE_CHECKING:
@@ -119,18 +119,23 @@ def pair_spacing_ok(lim: Limits, probes: list[Probe], pairs: list[tuple[int, int
 
 
 def angled_ok(
-    pl: IrePlanner, state: SearchState, probes: list[Probe], pairs: list[tuple[int, int]]
+    pl: IrePlanner,
+    state: SearchState,
+    probes: list[Probe],
+    pairs: list[tuple[int, int]],
+    gaps: bool = True,
 ) -> bool:
     """Every pair of needles of which one is angled keeps `min_needle_gap_mm` between
-    the paths (entry to tip), and every energised pair (`pairs`, indices into `probes`)
-    with an angled probe keeps its spacing along the exposure within the limits."""
+    the paths (entry to tip; not checked with `gaps` False), and every energised pair
+    (`pairs`, indices into `probes`) with an angled probe keeps its spacing along the
+    exposure within the limits."""
     from hepablate.placement.geometry import exposure_spacing_mm, segment_distance
 
     dirs = [np.asarray(p.direction_lps, float) for p in probes]
     angled = [any(float(np.linalg.norm(di - dj)) > 1e-6 for dj in dirs) for di in dirs]
     if not any(angled):
         return True
-    gap = pl.defaults.min_needle_gap_mm.value
+    gap = pl.defaults.min_needle_gap_mm.value if gaps else -np.inf
     for i, p in enumerate(probes):
         for j in range(i):
             q = probes[j]
@@ -150,13 +155,19 @@ def angled_ok(
 
 
 def angled_candidates(
-    pl: IrePlanner, centre: np.ndarray, d: np.ndarray, offset: np.ndarray
+    pl: IrePlanner,
+    centre: np.ndarray,
+    d: np.ndarray,
+    offset: np.ndarray,
+    prefer: np.ndarray | None = None,
 ) -> list[np.ndarray]:
     """Directions to try for a probe whose parallel path is blocked, the active centre
     kept at `centre`: with an entry region first those that bring its entry into the
-    region in the layout's arrangement (converging probes sharing a window), then tilts
-    of up to `max_probe_angle_deg`, smallest first (`tilted_directions`)."""
-    from hepablate.placement.geometry import angle_deg, tilted_directions
+    region in the layout's arrangement (converging probes sharing a window); then entry-first,
+    the skin entries within `max_probe_angle_deg` of `d` whose path to the centre screens
+    clear (`placement.approach.cone_directions`, closest to `prefer` first: the direction of
+    the probes it is paired with)."""
+    from hepablate.placement.approach import cone_directions
 
     max_deg = pl.defaults.max_probe_angle_deg.value
     out: list[np.ndarray] = []
@@ -169,7 +180,16 @@ def angled_candidates(
             dd = unit_dir(centre - target)
             if angle_deg(dd, d) <= max_deg + 1e-9:
                 out.append(dd)
-    return out + tilted_directions(d, offset, max_deg)
+    pl.record.count("angled_cone_screens")
+    return out + cone_directions(
+        pl.paths,
+        centre,
+        d,
+        max_deg,
+        pl.opts.patient_position,
+        pl.entry,
+        prefer=prefer,
+    )
 
 
 def place_angled(
@@ -192,19 +212,32 @@ def place_angled(
     if pl.record.stats.get("angled_path_checks", 0) >= ANGLED_PATH_BUDGET:
         pl.record.stats["angled_budget_exhausted"] = 1
         return None
-    tries: list[tuple[np.ndarray, np.ndarray]] = []
+    tries: list[tuple[np.ndarray, np.ndarray, bool]] = []
     if prev is not None:
         dp = np.asarray(prev.direction_lps, float)
         if float(np.linalg.norm(dp - d)) > 1e-6:
             # Pulled back along its own line to this cycle's depth.
             ptip = np.asarray(prev.tip_lps_mm, float)
             back = float((ptip @ d - tip_t) / max(float(dp @ d), 1e-6))
-            tries.append((ptip - back * dp, dp))
-    for dd in angled_candidates(pl, centre, d, offset):
-        tries.append((centre + 0.5 * exposure * dd, dd))
-    for tip, dd in tries:
+            tries.append((ptip - back * dp, dp, False))
+    prefer = None
+    if partners:
+        prefer = unit_dir(d + sum(np.asarray(placed[j].direction_lps, float) for j in partners))
+    for dd in angled_candidates(pl, centre, d, offset, prefer):
+        tries.append((centre + 0.5 * exposure * dd, dd, True))
+    # A path clear to the active centre but not to the tip (the deep end next to a vessel
+    # or duct) is placed shallower, as parallel probes are (`make_probes`).
+    backs = [f * exposure for f in (0.25, 0.5, 0.75, 0.9) if f <= state.max_back_fraction + 1e-9]
+    for tip, dd, can_back in tries:
         pl.record.count("angled_path_checks")
         chk = check_path(pl, tip, dd)
+        if not chk.ok and can_back and chk.entry_lps_mm is not None:
+            for back in backs:
+                pl.record.count("angled_path_checks")
+                chk = check_path(pl, tip - back * dd, dd)
+                if chk.ok:
+                    tip = tip - back * dd
+                    break
         if not chk.ok:
             pl.record.count("angled_tries_blocked")
             continue
@@ -246,15 +279,30 @@ def make_probes(
     u: np.ndarray,
     v: np.ndarray,
     prev: list[Probe] | None = None,
+    stop_at_blocked: bool = False,
 ) -> list[Probe]:
     """The probes of one cycle of layout `lay` (plane spanned by u, v; needles along d, tips
-    at depth `tip_t`); with `prev` the probes of the previous pull-back cycle."""
+    at depth `tip_t`); with `prev` the probes of the previous pull-back cycle. With
+    `stop_at_blocked` the list ends at the first probe whose path stays blocked (the layout
+    is lost anyway; `paths_ok` still names what blocked it)."""
     pts = lay.points()
     pairs = energised(pl.lim, state, pts)
     centre2 = pts.mean(axis=0)
     out: list[Probe] = []
     for i, (a, b) in enumerate(pts):
         tip0 = a * u + b * v + tip_t * d
+        before = None if prev is None or i >= len(prev) else prev[i]
+        if before is not None and angle_deg(np.asarray(before.direction_lps), d) > 1e-4:
+            # A pull-back cycle: an angled probe is withdrawn along its own line (its path is
+            # part of the previous cycle's), not reinserted along the layout's direction.
+            dp = np.asarray(before.direction_lps, float)
+            ptip = np.asarray(before.tip_lps_mm, float)
+            tip = ptip - max(float((ptip @ d - tip_t) / max(float(dp @ d), 1e-6)), 0.0) * dp
+            chk = check_path(pl, tip, dp)
+            out.append(make_probe(pl.lim, i, cycle, tip, dp, exposure, chk))
+            if stop_at_blocked and not chk.ok:
+                break
+            continue
         tip = tip0
         chk = check_path(pl, tip, d)
         # A probe whose deep end comes too close to a no-go structure is placed shallower
@@ -292,4 +340,6 @@ def make_probes(
                 if got is not None:
                     tip, dirn, chk = got
         out.append(make_probe(pl.lim, i, cycle, tip, dirn, exposure, chk))
+        if stop_at_blocked and not chk.ok:
+            break
     return out
