@@ -99,6 +99,9 @@ def paths_ok(
         chk = check_path(pl, np.asarray(p.tip_lps_mm), np.asarray(p.direction_lps))
         if not chk.ok:
             return blocked(pl, chk.blocking or "a no-go structure")
+    if pairs is not None and any(max(pair) >= len(probes) for pair in pairs):
+        # `make_probes(stop_at_blocked=True)` ended the list at a blocked probe.
+        return blocked(pl, "a no-go structure")
     if pairs is not None and not angled_ok(pl, state, probes, pairs):
         return blocked(pl, "angled probe spacing")
     if pairs is not None and not pair_spacing_ok(pl.lim, probes, pairs):
@@ -300,7 +303,7 @@ def make_probes(
             tip = ptip - max(float((ptip @ d - tip_t) / max(float(dp @ d), 1e-6)), 0.0) * dp
             chk = check_path(pl, tip, dp)
             out.append(make_probe(pl.lim, i, cycle, tip, dp, exposure, chk))
-            if stop_at_blocked and not chk.ok:
+            if stop_at_blocked and not placed_ok(pl, out[-1]):
                 break
             continue
         tip = tip0
@@ -340,6 +343,12 @@ def make_probes(
                 if got is not None:
                     tip, dirn, chk = got
         out.append(make_probe(pl.lim, i, cycle, tip, dirn, exposure, chk))
-        if stop_at_blocked and not chk.ok:
+        if stop_at_blocked and not placed_ok(pl, out[-1]):
             break
     return out
+
+
+def placed_ok(pl: IrePlanner, probe: Probe) -> bool:
+    """The path of a placed probe clear, checked at its stored (rounded) tip and direction
+    as `paths_ok` checks it: a path on the edge of clear may flip with the rounding."""
+    return bool(check_path(pl, np.asarray(probe.tip_lps_mm), np.asarray(probe.direction_lps)).ok)
