@@ -214,9 +214,9 @@ def markdown(result: dict) -> str:
         f"Lowest calibration error: `{ire['lowest_calibration_error_variant']}`; the default "
         "kept is argued under Discussion.",
         "",
-        "### Laser (tissue-table optics, point source)",
+        "### Laser (tissue-table optics, bare fibres forward-peaked, diffusers line sources; no charring)",
         "",
-        "| experiment | protocol | dimension | measured (mm) | predicted (mm) | error mm | error % | tip max °C |",
+        "| experiment | protocol | dimension | measured (mm) | predicted (mm) | error mm | error % | tip °C (max, 2 mm from the emitter) |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in las:

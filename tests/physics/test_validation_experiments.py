@@ -1,7 +1,8 @@
 """The cheap experiments of the literature validation suite (data/validation_experiments.yaml)
 on 2 mm grids: a model or default change that breaks agreement with the measurements fails here.
-Known disagreements of the laser model (point source, no charring: issue 13 item 3) are strict
-xfails, so they fail once the model is fixed and the expectation must be moved. The full suite
+Known disagreements of the laser model (outside the same tolerance; no charring or
+vaporisation: issue 13 item 3) are strict xfails, so they fail once the model is fixed and the
+expectation must be moved. The full suite
 at 1 mm is benchmarks/validation/run_validation.py (docs/validation.md)."""
 
 from __future__ import annotations
@@ -143,13 +144,15 @@ AGREE = [
     ("sheep_invitro_4w", "diameter_mm"),
     ("slabs_diffuser_7w", "length_mm"),
     ("slabs_bare_6w", "length_mm"),
-    ("heisterkamp1997_4diff_20mm", "diameter_mm"),
 ]
-#: Off by more than 30 % with the point-source model without charring (docs/validation.md).
+#: Off by more than the tolerance without charring or vaporisation (docs/validation.md):
+#: high-power lesions too wide, and the four-diffuser array (line sources since the emission
+#: model) narrower than the "up to 5 cm" measured.
 DISAGREE = [
     ("slabs_diffuser_7w", "diameter_mm"),
     ("slabs_bare_6w", "diameter_mm"),
     ("park_bovine_single_5w", "diameter_mm"),
+    ("heisterkamp1997_4diff_20mm", "diameter_mm"),
 ]
 
 
@@ -161,10 +164,10 @@ def test_laser_zone_matches_measurement(laser_preds, exp_id, dim):
 
 
 @pytest.mark.parametrize(("exp_id", "dim"), DISAGREE)
-@pytest.mark.xfail(strict=True, reason="point source and no charring (issue 13 item 3)")
+@pytest.mark.xfail(strict=True, reason="no charring or vaporisation (issue 13 item 3)")
 def test_laser_known_disagreement(laser_preds, exp_id, dim):
     meas = getattr(SUITE.get(exp_id).measured, dim).value_mm
-    assert abs(getattr(laser_preds[exp_id], dim) - meas) <= 0.30 * meas
+    assert abs(getattr(laser_preds[exp_id], dim) - meas) <= LASER_TOLERANCE * meas
 
 
 @pytest.mark.parametrize("exp_id", ["heisterkamp1997_4diff_20mm", "heisterkamp1997_4diff_30mm"])
@@ -177,11 +180,37 @@ def test_laser_fusion_bare_array_15mm(laser_preds):
     assert laser_preds["park_bovine_4fibre_15mm"].fused is False
 
 
-def test_single_bare_fibre_lesion_is_not_yet_elongated(laser_preds):
-    """The isotropic point source gives length = diameter; bare-fibre lesions are longer than
-    wide (slabs_bare_6w: 32 x 20 mm). Fails once the fibre emission model (item 3) exists."""
+def test_single_bare_fibre_lesion_is_not_elongated_without_charring(laser_preds):
+    """The forward-peaked bare-fibre source lies about one transport mean free path (1 mm)
+    ahead of the tip, too little to shape a lesion of centimetres: length = diameter within
+    2 mm, while the measured bare-fibre lesion is longer than wide with massive charring
+    (slabs_bare_6w: 32 x 20 mm). Fails once charring (item 3) elongates it."""
     p = laser_preds["slabs_bare_6w"]
     assert abs(p.length_mm - p.diameter_mm) < 2.0
+
+
+def test_diffuser_lesion_is_longer_than_wide_as_measured(laser_preds):
+    """A 2 cm cylindrical diffuser (line source) gives a lesion elongated along the fibre, as
+    measured (slabs_diffuser_7w: up to 36 x 23 mm)."""
+    p = laser_preds["slabs_diffuser_7w"]
+    m = SUITE.get("slabs_diffuser_7w").measured
+    assert m.length_mm is not None and m.diameter_mm is not None
+    assert m.length_mm.value_mm > m.diameter_mm.value_mm
+    assert p.length_mm > 1.15 * p.diameter_mm
+
+
+def test_charring_warning_separates_low_from_high_power_protocols(laser_preds):
+    """The tip temperature (2 mm from the emitter) stays below the charring level for the
+    1.5 to 2 W bare-fibre protocols and passes it from 4 W; slabs_bare_6w was measured with
+    massive charring."""
+    from hepablate.devices.catalog import load_device_table
+
+    char_c = load_device_table().laser.tip_charring_c.value
+    assert SUITE.get("slabs_bare_6w").measured.charring is True
+    for low in ("bosman1991_invivo_1p5w", "sheep_invitro_2w"):
+        assert laser_preds[low].tip_max_c < char_c, low
+    for high in ("sheep_invitro_4w", "park_bovine_single_5w", "slabs_bare_6w"):
+        assert laser_preds[high].tip_max_c > char_c, high
 
 
 # ---- ex-vivo mode -----------------------------------------------------------------------------

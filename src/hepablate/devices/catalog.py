@@ -42,6 +42,9 @@ class LaserDevice(BaseModel):
     pullback_mm: Quantity[tuple[float, float]]
     needle_diameter_mm: Quantity[float]
     tip_charring_c: Quantity[float]
+    numerical_aperture: Quantity[float]
+    tissue_refractive_index: Quantity[float]
+    tip_temperature_radius_mm: Quantity[float]
 
 
 class DeviceTable(BaseModel):

@@ -29,6 +29,7 @@ from hepablate.physics.laser.simulate import (
     LaserResult,
     build_domain,
     domain_box,
+    emitting_ends,
     resolve_protocol,
     simulate_laser,
 )
@@ -135,7 +136,7 @@ class LaserModality:
             )
         sim = plan.laser_simulation or LaserSimulationSettings()
         shots = resolve_protocol(plan.fibres, plan.illuminations, devices, source)
-        tips = np.array([s.tip_lps_mm for s in shots])
+        tips = emitting_ends(shots)
         lo, hi = domain_box(case, tips, sim)
         grid, grid_note = evaluation_grid(
             case.grid, plan.grid, sim.grid_spacing_mm, lo, hi, tips, GRID_CLEARANCE_MM, source

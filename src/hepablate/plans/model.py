@@ -66,12 +66,21 @@ class IrePair(_Input):
 
 
 class Fibre(_Input):
-    """A bare laser fibre (its position for the first illumination)."""
+    """A laser fibre (its position for the first illumination): a bare fibre emits forward
+    from its tip face; a cylindrical diffuser along `diffuser_length_mm` ending at the tip
+    (physics.laser.emission)."""
 
     id: str
     tip_lps_mm: Vec3
     direction_lps: Vec3 = Field(description="unit vector of needle advance (entry -> tip)")
-    core_diameter_um: float = 300.0
+    emitter: Literal["bare", "diffuser"] = "bare"
+    diffuser_length_mm: float | None = Field(
+        None, gt=0, le=60, description="emitting length of a diffuser (mm); diffusers only"
+    )
+    core_diameter_um: float = Field(300.0, gt=0, le=2000)
+    numerical_aperture: float | None = Field(
+        None, gt=0, lt=1, description="None: the device table's value"
+    )
     wavelength_nm: float = 1064.0
     entry_lps_mm: Vec3 | None = None
     depth_mm: float | None = None

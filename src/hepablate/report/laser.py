@@ -357,8 +357,9 @@ def build_document(case: Case, ev: Evaluation, figs: dict[str, bytes]):
         "tumour (green), tumour + margin (white dashed), vessels (blue: heat sinks), tip "
         "positions (+).",
         "damage": "Arrhenius damage log10(Omega); the zone is Omega >= 1 (cyan).",
-        "tip_history": "Temperature at each tip position during its illumination (model value "
-        "at the grid scale around the tip).",
+        "tip_history": "Tip temperature during each illumination: the mean temperature 2 mm "
+        "from the emitter (the model does not resolve the tip itself; above 100 degC the tissue "
+        "at the tip boils and a bare tip chars).",
     }
     region_ml = float(np.count_nonzero(ev.region)) * ev.grid.voxel_volume_ml
     head: list[Block] = [

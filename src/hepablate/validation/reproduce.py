@@ -5,8 +5,9 @@ Set-up (LPS mm, homogeneous liver block centred on the origin):
 - IRE: the probes lie along +z with their active parts centred on z = 0 (the mid-exposure
   plane); pairs on the x axis (x = the electrode line). The zone is max|E| >= threshold
   (field-based, so a threshold scan needs no new solve).
-- Laser: fibres advance along +z; the emitting point (the bare tip, or the centre of a
-  diffuser: the model's light source is a point, docs/validation.md) lies in the plane z = 0.
+- Laser: fibres advance along +z; a bare tip, or the centre of a diffuser's emitting section,
+  lies in the plane z = 0. Length is the longest extent along z, diameter the widest across
+  (along x, in any plane).
   Ex-vivo experiments run with perfusion off and the paper's (or the assumed) start
   temperature (`LaserSimulationSettings.initial_temperature_c`, `perfusion`).
 Lengths are measured on profiles of the field (IRE) or of log Omega (laser) with linear
@@ -254,12 +255,13 @@ def reproduce_laser(
     s = p.spacing_mm or 0.0
     size = s + 2 * BLOCK_MARGIN_MM + 20.0
     case = build_block(BlockSpec(size_mm=(size, size, size), spacing_mm=(spacing_mm,) * 3))
-    # The model's source is a point at the tip, placed on z = 0; a diffuser is represented by
-    # that point at its centre (the model has no line emitter yet: issue 13 item 3).
-    tip_z = 0.0
+    # A bare tip on z = 0; a diffuser's emitting section centred on z = 0 (it ends at the tip).
+    diffuser = p.fibre_type == "diffuser"
+    length = float(p.diffuser_length_mm or 0.0) if diffuser else 0.0
+    if diffuser and not length:
+        raise ValueError(f"{exp.id}: a diffuser experiment needs diffuser_length_mm")
+    tip_z = length / 2.0
     notes = []
-    if p.fibre_type == "diffuser":
-        notes.append("diffuser represented by a point source at its centre")
     if p.wavelength_nm is None:
         notes.append("wavelength not given; 1064 nm optics used")
     xy = _square(p.fibres, s)
@@ -268,6 +270,8 @@ def reproduce_laser(
             id=f"F{i + 1}",
             tip_lps_mm=(x, y, tip_z),
             direction_lps=(0.0, 0.0, 1.0),
+            emitter="diffuser" if diffuser else "bare",
+            diffuser_length_mm=length or None,
             core_diameter_um=p.core_diameter_um or 300.0,
         )
         for i, (x, y) in enumerate(xy)
@@ -294,7 +298,9 @@ def reproduce_laser(
     lw = np.where(r.zone, np.maximum(lw, lt), np.minimum(lw, lt - 1e-9))
     k0 = _nearest(z, 0.0)
     length = _max_extent(lw, 0, lt, z)
-    diameter = _max_extent(lw[k0], 1, lt, x)
+    # Width across the fibre: the widest line along x in any plane (a bare fibre's lesion
+    # is widest ahead of its tip).
+    diameter = _max_extent(lw, 2, lt, x)
     fused = None
     if p.fibres > 1:
         lab, _ = ndi.label(r.zone[k0])

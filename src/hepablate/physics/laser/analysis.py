@@ -2,8 +2,9 @@
 optical sensitivity and placement robustness of a laser forward run.
 
 Definitions:
-- tip charring: the trilinear temperature at a tip position above the device table's
-  `tip_charring_c` (100 degC) at any time of its illumination;
+- tip charring: the tip temperature (mean temperature `tip_temperature_radius_mm` from the
+  emitter, physics.laser.emission) above the device table's `tip_charring_c` (100 degC) at
+  any time of its illumination;
 - critical thermal dose: Omega >= threshold (or CEM43 >= threshold, by the plan's criterion)
   in a vessel, bile duct, gallbladder, bowel or stomach voxel or in the one-voxel wall layer
   around it (vessels are held at blood temperature by the heat-sink model, so their wall is
@@ -54,6 +55,7 @@ def safety_warnings(
     warnings: list[PlanWarning] = []
     extra: dict[str, float] = {}
     char_c = devices.laser.tip_charring_c.value
+    radius = devices.laser.tip_temperature_radius_mm.value
     hot = []
     for s in result.shots:
         tmax = result.tip_max_c[s.index]
@@ -68,8 +70,9 @@ def safety_warnings(
                 code="tip_charring",
                 message=f"tip temperature above {char_c:g} degC in {len(hot)} of "
                 f"{len(result.shots)} illuminations (highest {tmax:.0f} degC, fibre {s.fibre_id} "
-                f"step {s.step}): vaporisation and charring at the tip are likely (model value at "
-                "the grid scale around the tip; consider lower power)",
+                f"step {s.step}; mean temperature {radius:g} mm from the emitter): the tissue at "
+                "the tip boils and a bare tip chars, which the model does not include; consider "
+                "lower power or a diffuser",
             )
         )
     dose = result.omega if result.criterion == "arrhenius" else result.cem43_min

@@ -30,8 +30,15 @@ from hepablate.effect.models import ArrheniusParams
 from hepablate.errors import InputError
 from hepablate.physics.grid import planning_grid, resample_structures
 from hepablate.physics.kernels import blas_single_thread
+from hepablate.physics.laser.emission import (
+    Emitter,
+    emission_points,
+    source_density,
+    surface_points,
+    tip_temperature_c,
+)
 from hepablate.physics.laser.heat import ThermalModel, ThermalState, advance
-from hepablate.physics.laser.light import DiffusionOperator, point_source
+from hepablate.physics.laser.light import DiffusionOperator
 from hepablate.plans.limits import check_laser_limits
 from hepablate.plans.model import Fibre, Illumination, LaserSimulationSettings
 
@@ -53,6 +60,8 @@ class FibreShot:
     tip_lps_mm: np.ndarray
     power_w: float
     duration_s: float
+    direction_lps: np.ndarray
+    emitter: Emitter
 
 
 @dataclass
@@ -129,6 +138,7 @@ def resolve_protocol(
         f.id: _unit(f.direction_lps, f"fibres.{i}.direction_lps", source)
         for i, f in enumerate(fibres)
     }
+    emitters = {f.id: fibre_emitter(f, i, devices, source) for i, f in enumerate(fibres)}
     p_lo, p_hi = dev.power_limits_w.value
     e_lo, e_hi = dev.energy_limits_j.value
     shots: list[FibreShot] = []
@@ -181,7 +191,18 @@ def resolve_protocol(
             )
         f = by_id[il.fibre]
         tip = np.asarray(f.tip_lps_mm, float) - il.pullback_mm * dirs[f.id]
-        shots.append(FibreShot(n, f.id, il.step, tip, float(il.power_w), float(il.duration_s)))
+        shots.append(
+            FibreShot(
+                n,
+                f.id,
+                il.step,
+                tip,
+                float(il.power_w),
+                float(il.duration_s),
+                dirs[f.id],
+                emitters[f.id],
+            )
+        )
     min_gap = dev.needle_diameter_mm.value
     for a in range(len(fibres)):
         for b in range(a + 1, len(fibres)):
@@ -198,6 +219,48 @@ def resolve_protocol(
                     field=f"fibres.{b}",
                 )
     return shots
+
+
+def emitting_ends(shots: list[FibreShot]) -> np.ndarray:
+    """Both ends of every emitting section (LPS mm, (n, 3)): the tip, and for a diffuser
+    also the start of its section; the planning and light boxes hold them all."""
+    pts = [s.tip_lps_mm for s in shots]
+    pts += [
+        s.tip_lps_mm - s.emitter.length_mm * s.direction_lps for s in shots if s.emitter.length_mm
+    ]
+    return np.array(pts)
+
+
+def fibre_emitter(f: Fibre, i: int, devices: DeviceTable, source: str | None) -> Emitter:
+    """The emitting end of fibre `f` (number `i` in the plan), with the device table's
+    numerical aperture where the fibre gives none."""
+    if f.emitter == "diffuser" and f.diffuser_length_mm is None:
+        raise InputError(
+            "a diffuser needs its emitting length (mm)",
+            source=source,
+            field=f"fibres.{i}.diffuser_length_mm",
+        )
+    if f.emitter == "bare" and f.diffuser_length_mm is not None:
+        raise InputError(
+            "a bare fibre has no diffuser length; set emitter: diffuser or drop the length",
+            source=source,
+            field=f"fibres.{i}.diffuser_length_mm",
+        )
+    dev = devices.laser
+    na = dev.numerical_aperture.value if f.numerical_aperture is None else f.numerical_aperture
+    n_t = dev.tissue_refractive_index.value
+    if na >= n_t:
+        raise InputError(
+            f"numerical aperture {na:g} must be below the tissue's refractive index {n_t:g}",
+            source=source,
+            field=f"fibres.{i}.numerical_aperture",
+        )
+    return Emitter(
+        kind=f.emitter,
+        length_mm=float(f.diffuser_length_mm or 0.0),
+        core_radius_mm=f.core_diameter_um / 2000.0,
+        half_angle_rad=math.asin(na / n_t),
+    )
 
 
 def check_in_body(case: Case, shots: list[FibreShot], source: str | None = None) -> None:
@@ -337,26 +400,6 @@ def build_domain(
 
 
 # ---- forward model ----------------------------------------------------------------------------
-def _trilinear(a: np.ndarray, ijk: np.ndarray) -> float:
-    base = np.floor(ijk).astype(int)
-    f = ijk - base
-    acc = 0.0
-    wsum = 0.0
-    for di in (0, 1):
-        for dj in (0, 1):
-            for dk in (0, 1):
-                i, j, k = base[0] + di, base[1] + dj, base[2] + dk
-                if 0 <= i < a.shape[2] and 0 <= j < a.shape[1] and 0 <= k < a.shape[0]:
-                    w = (
-                        (f[0] if di else 1 - f[0])
-                        * (f[1] if dj else 1 - f[1])
-                        * (f[2] if dk else 1 - f[2])
-                    )
-                    acc += w * a[k, j, i]
-                    wsum += w
-    return acc / wsum if wsum > 0 else float("nan")
-
-
 def simulate_laser(
     case: Case,
     fibres: list[Fibre],
@@ -408,7 +451,7 @@ def _simulate_laser(
     check_in_body(case, shots, source)
     mats = materials(tissues, settings, optical_variant)
     if domain is None:
-        domain = build_domain(case, np.array([s.tip_lps_mm for s in shots]), settings, tissues)
+        domain = build_domain(case, emitting_ends(shots), settings, tissues)
     grid, tix, body = domain.grid, domain.tissue_index, domain.body
     h = float(grid.spacing_mm[0])
     t_idx = np.where(tix >= 0, tix, 0).astype(np.intp)
@@ -442,9 +485,14 @@ def _simulate_laser(
     timings = {"light_s": 0.0, "heat_s": 0.0}
     light_iters = 0
     pad = settings.light_padding_mm
+    tip_radius_mm = devices.laser.tip_temperature_radius_mm.value
     for st in steps:
         on = [s for s in shots if s.step == st]
         ijk = {s.index: grid.lps_to_index(s.tip_lps_mm) for s in on}
+        near = {
+            s.index: surface_points(s.tip_lps_mm, s.direction_lps, s.emitter, tip_radius_mm)
+            for s in on
+        }
         step_len = max(s.duration_s for s in on)
         n_upd = settings.optical_updates_per_step
         # Segments end where the light is re-solved (coagulated optics) or a fibre stops.
@@ -452,7 +500,7 @@ def _simulate_laser(
         cuts = update_at | {s.duration_s for s in on}
         bounds = sorted(c for c in cuts if 0 <= c < step_len) + [step_len]
         # Light sub-domain: a box `pad` mm around this step's tips.
-        all_ijk = np.array(list(ijk.values()))
+        all_ijk = grid.lps_to_index(emitting_ends(on))
         lo = np.maximum(np.floor(all_ijk.min(axis=0) - pad / h).astype(int), 0)
         hi = np.minimum(
             np.ceil(all_ijk.max(axis=0) + pad / h).astype(int) + 1, np.array(grid.shape_ijk)
@@ -470,7 +518,15 @@ def _simulate_laser(
                 mu_s_c = mats.mu_s_per_mm[ti] * np.where(coag, mats.coag_mu_s[ti], 1.0)
                 op = DiffusionOperator.build(mu_a_c, mu_s_c, body[crop], h)
                 for s in on:
-                    src = point_source(cshape, ijk[s.index] - lo, 1.0, h)
+                    # The beam's first-collision depth uses the (coagulated) optics at the tip.
+                    c = np.clip(
+                        np.rint(ijk[s.index] - lo).astype(int), 0, np.array(cshape[::-1]) - 1
+                    )
+                    mu_t = float(mu_a_c[c[2], c[1], c[0]] + mu_s_c[c[2], c[1], c[0]])
+                    pts, w = emission_points(
+                        s.tip_lps_mm, s.direction_lps, s.emitter, max(mu_t, 1e-3), h
+                    )
+                    src = source_density(cshape, grid.lps_to_index(pts) - lo, w, 1.0, h**3)
                     phi, it = op.solve(src, x0=unit_phi.get(s.index))
                     unit_phi[s.index] = phi
                     light_iters += it
@@ -498,7 +554,7 @@ def _simulate_laser(
                 t += chunk
                 for s in on:
                     history[s.index].append(
-                        (state.time_s, _trilinear(state.temperature_c, ijk[s.index]))
+                        (state.time_s, tip_temperature_c(state.temperature_c, grid, near[s.index]))
                     )
                 progress.advance(chunk)
             timings["heat_s"] += time.perf_counter() - t0
