@@ -137,8 +137,24 @@ def test_cli_simulate_laser_plan(run_cli, tmp_path):
         "coverage_probability",
     ):
         assert m[key] is not None
-    for var in ("nominal", "mu_a_low", "mu_a_high", "mu_s_low", "mu_s_high"):
-        assert m["extra"][f"sensitivity.{var}.ablation_volume_ml"] > 0
+    variants = ("mu_a_low", "mu_a_high", "mu_s_low", "mu_s_high", "perfusion_low", "perfusion_high")
+    vols = [m["extra"][f"sensitivity.{v}.ablation_volume_ml"] for v in ("nominal", *variants)]
+    assert min(vols) > 0
+    # Less perfusion, less heat carried away: a larger zone.
+    ex = m["extra"]
+    assert (
+        ex["sensitivity.perfusion_low.ablation_volume_ml"]
+        > ex["sensitivity.perfusion_high.ablation_volume_ml"]
+    )
+    # The confident zone (in every run of the 7) lies inside each run's zone, the possible zone
+    # (in any) holds them all.
+    assert ex["parameter_runs"] == 7
+    assert ex["confident_zone_ml"] <= min(vols) + 1e-9
+    assert ex["possible_zone_ml"] >= max(vols) - 1e-9
+    covs = [ex[f"sensitivity.{v}.target_coverage"] for v in ("nominal", *variants)]
+    assert ex["confident_target_coverage"] <= min(covs) + 1e-9
+    assert ex["possible_target_coverage"] >= max(covs) - 1e-9
+    assert any(w["code"] == "zone_uncertainty" for w in res["warnings"])
     assert res["provenance"]["parameters"]
     zone = read_image(out / "zone.nii.gz")
     tmax = read_image(out / "temperature_max_c.nii.gz")

@@ -169,7 +169,9 @@ class LaserModality:
         metrics["temperature_max_c"] = float(res.tmax_c.max())
         metrics["total_energy_j"] = float(sum(s.power_w * s.duration_s for s in res.shots))
         if sim.optical_sensitivity:
-            sens = optical_sensitivity(case, plan, sim, tissues, devices, source)
+            sens, band = optical_sensitivity(case, plan, sim, tissues, devices, source)
+            metrics.update(band)
+            warnings.append(zone_uncertainty_note(band, sim.perfusion))
             for name, vals in sens.items():
                 for k, v in vals.items():
                     metrics[f"sensitivity.{name}.{k}"] = v
@@ -252,6 +254,25 @@ class LaserModality:
 MODALITY = LaserModality()
 
 __all__ = ["MODALITY", "KnownRun", "LaserModality", "laser_parameters"]
+
+
+def zone_uncertainty_note(band: dict[str, float], perfusion: bool) -> PlanWarning:
+    """The confident and possible zones of the parameter-range runs, as an info note."""
+    from hepablate.evaluation.defaults import load_planning_defaults
+
+    p_conf = load_planning_defaults().confident_zone_fraction.value
+    props = "mu_a, mu_s' and perfusion" if perfusion else "mu_a and mu_s'"
+    return PlanWarning(
+        level="info",
+        code="zone_uncertainty",
+        message=f"over the tissue-table ranges of {props} (each end, one at a time: "
+        f"{band['parameter_runs']:.0f} runs on a grid of at least 2.5 mm) the zone ablated in at "
+        f"least {100 * p_conf:.0f} % of runs (confident zone, {band['confident_zone_ml']:.1f} ml) "
+        f"covers {100 * band['confident_target_coverage']:.1f} % of tumour plus margin and "
+        f"{100 * band['confident_tumour_coverage']:.1f} % of the tumour; the zone ablated in any "
+        f"(possible zone, {band['possible_zone_ml']:.1f} ml) covers "
+        f"{100 * band['possible_target_coverage']:.1f} %; charring and drying not modelled",
+    )
 
 
 def energy_warnings(plan: Plan, devices: DeviceTable) -> list[PlanWarning]:

@@ -112,14 +112,35 @@ def sensitivity_rows(plan: Plan) -> list[list[str]]:
         ("mu_a_high", "mu_a high end"),
         ("mu_s_low", "mu_s' low end"),
         ("mu_s_high", "mu_s' high end"),
+        ("perfusion_low", "perfusion low end"),
+        ("perfusion_high", "perfusion high end"),
     ]
-    rows = [["Optical properties", "Zone volume (ml)", "Target coverage"]]
+    rows = [["Tissue properties", "Zone volume (ml)", "Target coverage"]]
     for key, label in names:
         v = ex.get(f"sensitivity.{key}.ablation_volume_ml")
         c = ex.get(f"sensitivity.{key}.target_coverage")
         if v is None or c is None:
             continue
         rows.append([label, f"{v:.2f}", f"{100 * c:.1f} %"])
+    if "confident_target_coverage" in ex:
+        from hepablate.evaluation.defaults import load_planning_defaults
+
+        p_conf = load_planning_defaults().confident_zone_fraction.value
+        rows.append(
+            [
+                f"Confident zone (ablated in >= {100 * p_conf:.0f} % of these runs)",
+                f"{ex['confident_zone_ml']:.2f}",
+                f"{100 * ex['confident_target_coverage']:.1f} % "
+                f"(tumour {100 * ex['confident_tumour_coverage']:.1f} %)",
+            ]
+        )
+        rows.append(
+            [
+                "Possible zone (ablated in any run)",
+                f"{ex['possible_zone_ml']:.2f}",
+                f"{100 * ex['possible_target_coverage']:.1f} %",
+            ]
+        )
     return rows if len(rows) > 1 else []
 
 
@@ -400,12 +421,13 @@ def build_document(case: Case, ev: Evaluation, figs: dict[str, bytes]):
         Section("Warnings", warn_blocks or [Paragraph("none")]),
         thermal_damage_section(ev, omega_thr, _shot_tips(plan)),
         Section(
-            "Sensitivity to optical properties",
+            "Sensitivity to tissue properties",
             [
                 Paragraph(
                     "The zone recomputed with each end of the tissue table's range of "
-                    "absorption (mu_a) and reduced scattering (mu_s'), one at a time, on a "
-                    "grid of at least 2.5 mm."
+                    "absorption (mu_a), reduced scattering (mu_s') and, in vivo, perfusion, one "
+                    "at a time, on a grid of at least 2.5 mm; the confident zone is what "
+                    "survives every one of these runs."
                 ),
                 _table(sensitivity_rows(plan))
                 if sensitivity_rows(plan)

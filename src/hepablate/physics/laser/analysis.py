@@ -9,9 +9,14 @@ Definitions:
   in a vessel, bile duct, gallbladder, bowel or stomach voxel or in the one-voxel wall layer
   around it (vessels are held at blood temperature by the heat-sink model, so their wall is
   what can be damaged);
-- optical sensitivity: the zone recomputed with the low and the high end of the tissue table's
-  range of mu_a and of mu_s' (one at a time, all tissues together), on a grid of at least
-  2.5 mm (`SENSITIVITY_SPACING_MM`, the search grid) next to a nominal run on that same grid;
+- parameter sensitivity: the zone recomputed with the low and the high end of the tissue
+  table's range of mu_a, of mu_s' and (in vivo) of perfusion (one at a time, all tissues
+  together), on a grid of at least 2.5 mm (`SENSITIVITY_SPACING_MM`, the search grid) next to
+  a nominal run on that same grid; the *confident zone* is ablated in at least
+  `confident_zone_fraction` (planning.yaml, 0.9) of these runs, the *possible zone* in at least
+  1 - that fraction (with the 5 or 7 runs: in all of them / in any). Range ends one at a time
+  are not samples of a distribution: the confident zone is the zone that survives each
+  property at either end of its published range;
 - coverage probability: P(target coverage >= required) when the whole zone is displaced by an
   isotropic Gaussian error of RMS `placement_error_mm` (planning.yaml). A rigid displacement of
   the zone is an approximation: fibres displaced independently would deform it.
@@ -136,8 +141,12 @@ def optical_sensitivity(
     tissues: TissueTable,
     devices: DeviceTable,
     source: str | None = None,
-) -> dict[str, dict[str, float]]:
-    """Zone volume and target coverage for the nominal optics and each range end."""
+) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
+    """Zone volume and target coverage for the nominal properties and each range end, and
+    the confident and possible zones over these runs (coverage of tumour + margin and of the
+    tumour, volume; keys `confident_target_coverage`, ...; see the module docstring)."""
+    from hepablate.evaluation.defaults import load_planning_defaults
+
     s = settings.model_copy(
         update={
             "grid_spacing_mm": max(settings.grid_spacing_mm, SENSITIVITY_SPACING_MM),
@@ -146,10 +155,13 @@ def optical_sensitivity(
     )
     out: dict[str, dict[str, float]] = {}
     variants: list[tuple[str, dict]] = [("nominal", {})]
-    for prop in ("mu_a", "mu_s"):
+    props = ("mu_a", "mu_s", "perfusion") if settings.perfusion else ("mu_a", "mu_s")
+    for prop in props:
         for end in ("low", "high"):
             variants.append((f"{prop}_{end}", {prop: end}))
     domain = None
+    hits: np.ndarray | None = None
+    r = None
     for name, var in variants:
         r = simulate_laser(
             case,
@@ -163,9 +175,23 @@ def optical_sensitivity(
             domain=domain,
         )
         domain = domain or r.domain
+        hits = r.zone.astype(np.int16) if hits is None else hits + r.zone
         m = evaluate_zone(r.zone, r.structures, case.target_key, case.margin_mm, r.grid.spacing_mm)
         out[name] = {
             "ablation_volume_ml": round(m.ablation_volume_ml, 3),
             "target_coverage": round(m.target_coverage, 4),
         }
-    return out
+    assert hits is not None and r is not None
+    p_conf = load_planning_defaults().confident_zone_fraction.value
+    n = len(variants)
+    band: dict[str, float] = {"parameter_runs": float(n)}
+    for label, k in (
+        ("confident", math.ceil(p_conf * n - 1e-9)),
+        ("possible", max(1, math.ceil((1.0 - p_conf) * n - 1e-9))),
+    ):
+        zone = hits >= k
+        m = evaluate_zone(zone, r.structures, case.target_key, case.margin_mm, r.grid.spacing_mm)
+        band[f"{label}_target_coverage"] = round(m.target_coverage, 4)
+        band[f"{label}_tumour_coverage"] = round(m.tumour_coverage, 4)
+        band[f"{label}_zone_ml"] = round(m.ablation_volume_ml, 3)
+    return out, band

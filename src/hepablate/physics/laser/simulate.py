@@ -300,8 +300,8 @@ def materials(
     settings: LaserSimulationSettings,
     variant: dict[str, OpticalVariant] | None = None,
 ) -> Materials:
-    """Property vectors; `variant` picks the low/high end of the table range per optical
-    property ('mu_a', 'mu_s') for the sensitivity study."""
+    """Property vectors; `variant` picks the low/high end of the table range per property
+    ('mu_a', 'mu_s', 'perfusion') for the sensitivity study."""
     variant = variant or {}
     bad = set(settings.optical_scale) - {"mu_a", "mu_s"}
     if bad:
@@ -341,7 +341,7 @@ def materials(
         coag_mu_s=q(lambda t: opt(t).coagulated_mu_s_factor),
         k=q(lambda t: th(t).conductivity_w_per_m_k),
         rho_c=q(lambda t: th(t).density_kg_per_m3) * q(lambda t: th(t).heat_capacity_j_per_kg_k),
-        wcb=q(lambda t: th(t).perfusion_per_s) * rho_b_c_b,
+        wcb=q(lambda t: th(t).perfusion_per_s, variant.get("perfusion", "value")) * rho_b_c_b,
         qmet=q(lambda t: th(t).metabolic_w_per_m3),
         t_blood_c=b.temperature_c.value,
     )
