@@ -160,3 +160,39 @@ def test_cli_plan_laser_bad_option(run_cli, tmp_path):
         "2",
     )
     assert r.code == 2 and r.err.startswith("error: ") and not out.exists()
+    # Planning to the confident zone is a laser option only.
+    r = run_cli("plan", case_dir, "--modality", "ire", "--out", out, "--confident-zone")
+    assert r.code == 2 and "--confident-zone" in r.err and not out.exists()
+
+
+def test_plan_to_confident_zone_raises_energy_and_states_the_cost(case, tmp_path):
+    """With a wide perfusion range the nominal plan's confident zone falls short; planning to
+    the confident zone raises the energy per fibre and step and says what it cost."""
+    from hepablate.anatomy.tissues import load_tissue_table
+
+    wide = tmp_path / "tissues.yaml"
+    rng = '{value: 0.01, range: [0.0044, 0.03], source: "test: a wide range"}'
+    wide.write_text(
+        "tissues:\n"
+        + "".join(
+            f"  {t}:\n    thermal:\n      perfusion_per_s: {rng}\n" for t in ("liver", "tumour")
+        )
+    )
+    tissues = load_tissue_table(wide)
+    opts = {**FAST, "sensitivity": True}
+    plain = plan_laser(case, LaserPlanOptions(**opts), tissues=tissues).plan
+    conf = plan_laser(
+        case, LaserPlanOptions(**opts, plan_to_confident_zone=True), tissues=tissues
+    ).plan
+    required = 0.99
+    assert plain.status == "feasible"
+    assert plain.metrics.extra["confident_target_coverage"] < required  # the premise
+    assert not any(w.code == "confident_zone_planning" for w in plain.planning.notes)
+    e_plain = plain.illuminations[0].power_w * plain.illuminations[0].duration_s
+    e_conf = conf.illuminations[0].power_w * conf.illuminations[0].duration_s
+    assert e_conf > e_plain
+    got = conf.metrics.extra["confident_target_coverage"]
+    assert got > plain.metrics.extra["confident_target_coverage"]
+    (note,) = [w for w in conf.planning.notes if w.code == "confident_zone_planning"]
+    assert f"{100 * got:.1f} %" in note.message and f"instead of {e_plain:.0f} J" in note.message
+    assert (note.level == "info") == (got >= required)

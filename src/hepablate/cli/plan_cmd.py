@@ -80,6 +80,13 @@ def register(app: typer.Typer) -> None:
             help="supine (default: anterior and lateral entries), prone (posterior and "
             "lateral) or left_lateral_decubitus (right lateral and posterolateral).",
         ),
+        confident_zone: bool = typer.Option(
+            False,
+            "--confident-zone",
+            help="Laser: raise the energy until the confident zone (ablated at every end of "
+            "the tissue-property ranges of mu_a, mu_s' and perfusion) covers the target; the "
+            "plan states the energy it costs.",
+        ),
         grid_mm: float = typer.Option(1.0, "--grid", help="Planning grid spacing (mm)."),
         tissues_file: Path | None = typer.Option(None, "--tissues", help="Tissue table override."),
         devices_file: Path | None = typer.Option(None, "--devices", help="Device table override."),
@@ -119,6 +126,7 @@ def register(app: typer.Typer) -> None:
             "robust": robust or None,
             "grid_spacing_mm": grid_mm,
             "patient_position": patient_position,
+            "plan_to_confident_zone": confident_zone or None,
         }
         unsupported = [k for k, v in given.items() if v is not None and k not in options]
         flags = {
@@ -126,6 +134,7 @@ def register(app: typer.Typer) -> None:
             "entry": "--entry",
             "robust": "--robust",
             "patient_position": "--patient-position",
+            "plan_to_confident_zone": "--confident-zone",
         }
         bad = [flags[k] for k in unsupported if k in flags]
         if bad:

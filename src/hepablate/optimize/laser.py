@@ -96,6 +96,12 @@ class LaserPlanOptions(BaseModel):
     min_liver_path_mm: float | None = Field(
         None, ge=0, description="normal liver before the tumour; default planning.yaml"
     )
+    plan_to_confident_zone: bool = Field(
+        False,
+        description="raise the energy until the confident zone (ablated at every end of the "
+        "tissue-property ranges, physics.laser.analysis.parameter_band) covers the target; "
+        "the plan states what it costs",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> LaserPlanOptions:
@@ -186,6 +192,8 @@ class LaserPlanner:
         self.blocked: dict[str, int] = {}
         """What stopped candidate layouts (structure or `liver tract`) and how often."""
         self.direction: np.ndarray | None = None
+        self.confident_note: PlanWarning | None = None
+        """With `plan_to_confident_zone`: what planning to the confident zone cost."""
         sp = case.grid.spacing_mm
         region = target_region(case.structures, case.target_key, case.margin_mm, sp)
         idx = np.argwhere(region)
@@ -351,7 +359,63 @@ class LaserPlanner:
             if bumped is None:
                 break
             best = bumped
+        if (
+            self.opts.plan_to_confident_zone
+            and confirmed is not None
+            and confirmed["coverage"] >= self.required
+        ):
+            best, confirmed, runs = self._to_confident_zone(best, confirmed, runs)
         return best, "", runs, confirmed
+
+    def _to_confident_zone(
+        self, best: Candidate, confirmed: dict[str, Any], runs: int
+    ) -> tuple[Candidate, dict[str, Any], int]:
+        """Raise the energy (x1.2 per round, within the device limit) until the confident zone
+        covers the target, re-confirming each raise at the planning grid."""
+        from hepablate.physics.laser.analysis import parameter_band
+
+        nominal_j = best.energy_j
+
+        def band_of(c: Candidate) -> dict[str, float]:
+            _, band = parameter_band(
+                self.case,
+                c.fibres,
+                c.illuminations,
+                confirmed["settings"],
+                self.tissues,
+                self.devices,
+            )
+            return band
+
+        band = band_of(best)
+        runs += int(band["parameter_runs"])
+        for _ in range(self.opts.max_confirmations):
+            if band["confident_target_coverage"] >= self.required:
+                break
+            bumped = self._with_energy(best, best.energy_j * 1.2)
+            if bumped is None:
+                break
+            best, confirmed = bumped, self._simulate(bumped, self.opts.grid_spacing_mm)
+            band = band_of(best)
+            runs += 1 + int(band["parameter_runs"])
+        reached = band.get("confident_target_coverage", 0.0) >= self.required
+        cost = (
+            f"{best.energy_j:.0f} J per fibre and step instead of {nominal_j:.0f} J "
+            f"(+{100 * (best.energy_j / nominal_j - 1):.0f} %, total {best.total_energy_j:.0f} J)"
+        )
+        self.confident_note = PlanWarning(
+            level="info" if reached else "warning",
+            code="confident_zone_planning",
+            message=(
+                f"planned to the confident zone: {cost}; it covers "
+                f"{100 * band.get('confident_target_coverage', 0.0):.1f} % of tumour plus margin"
+                if reached
+                else "the confident zone does not reach the required coverage within the "
+                f"device's energy limit ({self.e_hi:g} J) and {self.opts.max_confirmations} "
+                f"raises: {100 * band.get('confident_target_coverage', 0.0):.1f} % with {cost}"
+            ),
+        )
+        return best, confirmed, runs
 
     def approach_notes(self, best: Candidate | None) -> list[PlanWarning]:
         """Info note on the approach: patient position, kind of window, angles, and the
@@ -484,7 +548,8 @@ def plan_laser(
         fingerprint=plan_fingerprint(draft),
         options=opts.model_dump(mode="json"),
         stats=stats,
-        notes=planner.approach_notes(best),
+        notes=planner.approach_notes(best)
+        + ([planner.confident_note] if planner.confident_note else []),
     )
     draft = draft.model_copy(update={"planning": record})
     if best is None:

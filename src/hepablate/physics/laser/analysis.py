@@ -35,7 +35,13 @@ from hepablate.case.model import Case
 from hepablate.devices.catalog import DeviceTable
 from hepablate.evaluation.metrics import evaluate_zone
 from hepablate.physics.laser.simulate import LaserResult, simulate_laser
-from hepablate.plans.model import LaserSimulationSettings, Plan, PlanWarning
+from hepablate.plans.model import (
+    Fibre,
+    Illumination,
+    LaserSimulationSettings,
+    Plan,
+    PlanWarning,
+)
 
 #: Organs whose thermal damage is a complication (besides vessels and bile ducts): the
 #: gallbladder and every part of the bowel (stomach, duodenum, colon; perforation is a listed
@@ -142,6 +148,19 @@ def optical_sensitivity(
     devices: DeviceTable,
     source: str | None = None,
 ) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
+    """`parameter_band` of a plan's fibres and illuminations."""
+    return parameter_band(case, plan.fibres, plan.illuminations, settings, tissues, devices, source)
+
+
+def parameter_band(
+    case: Case,
+    fibres: list[Fibre],
+    illuminations: list[Illumination],
+    settings: LaserSimulationSettings,
+    tissues: TissueTable,
+    devices: DeviceTable,
+    source: str | None = None,
+) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
     """Zone volume and target coverage for the nominal properties and each range end, and
     the confident and possible zones over these runs (coverage of tumour + margin and of the
     tumour, volume; keys `confident_target_coverage`, ...; see the module docstring)."""
@@ -165,8 +184,8 @@ def optical_sensitivity(
     for name, var in variants:
         r = simulate_laser(
             case,
-            plan.fibres,
-            plan.illuminations,
+            fibres,
+            illuminations,
             settings=s,
             tissues=tissues,
             devices=devices,
