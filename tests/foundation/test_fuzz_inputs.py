@@ -149,7 +149,7 @@ LASER = {
 
 def _check_plan(tmp_path: Path, text: str | bytes) -> None:
     from hepablate.devices import load_device_table
-    from hepablate.physics.laser.simulate import resolve_protocol
+    from hepablate.physics.laser.protocol import resolve_protocol
 
     p = _fresh(tmp_path, "plan.json")
     p.write_bytes(text if isinstance(text, bytes) else text.encode())

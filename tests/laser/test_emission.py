@@ -18,7 +18,8 @@ from hepablate.physics.laser.emission import (
     source_density,
     surface_points,
 )
-from hepablate.physics.laser.simulate import resolve_protocol, simulate_laser
+from hepablate.physics.laser.protocol import resolve_protocol
+from hepablate.physics.laser.simulate import simulate_laser
 from hepablate.plans.model import Fibre, Illumination, LaserSimulationSettings
 
 D = np.array([0.0, 0.0, 1.0])

@@ -9,7 +9,8 @@ import pytest
 from hepablate.anatomy.tissues import load_tissue_table
 from hepablate.devices import load_device_table
 from hepablate.errors import InputError
-from hepablate.physics.laser.simulate import resolve_protocol, simulate_laser
+from hepablate.physics.laser.protocol import resolve_protocol
+from hepablate.physics.laser.simulate import simulate_laser
 from hepablate.plans.model import Fibre, Illumination
 
 from ._helpers import small_case, two_fibre_plan, write_case_dir, write_plan_json

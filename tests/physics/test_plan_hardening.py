@@ -178,7 +178,7 @@ def test_limits_apply_where_simulations_start():
     from hepablate.devices import load_device_table
     from hepablate.physics.grid import planning_grid
     from hepablate.physics.ire.validate import validate_ire_plan
-    from hepablate.physics.laser.simulate import resolve_protocol
+    from hepablate.physics.laser.protocol import resolve_protocol
 
     grid = Volume(np.zeros((50, 50, 50), np.uint8), (1.0, 1.0, 1.0), (-25, -25, -25))
     probes = [

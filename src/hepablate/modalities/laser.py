@@ -25,12 +25,11 @@ from hepablate.physics.laser.analysis import (
     optical_sensitivity,
     safety_warnings,
 )
+from hepablate.physics.laser.protocol import emitting_ends, resolve_protocol
 from hepablate.physics.laser.simulate import (
     LaserResult,
     build_domain,
     domain_box,
-    emitting_ends,
-    resolve_protocol,
     simulate_laser,
 )
 from hepablate.placement.paths import needle_clearances

@@ -2,6 +2,7 @@
 forward model of a laser plan (fibres and illuminations -> temperature, damage, zone), and its
 safety, sensitivity and robustness analysis."""
 
-from hepablate.physics.laser.simulate import LaserResult, resolve_protocol, simulate_laser
+from hepablate.physics.laser.protocol import resolve_protocol
+from hepablate.physics.laser.simulate import LaserResult, simulate_laser
 
 __all__ = ["LaserResult", "resolve_protocol", "simulate_laser"]
