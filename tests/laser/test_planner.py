@@ -160,9 +160,6 @@ def test_cli_plan_laser_bad_option(run_cli, tmp_path):
         "2",
     )
     assert r.code == 2 and r.err.startswith("error: ") and not out.exists()
-    # Planning to the confident zone is a laser option only.
-    r = run_cli("plan", case_dir, "--modality", "ire", "--out", out, "--confident-zone")
-    assert r.code == 2 and "--confident-zone" in r.err and not out.exists()
 
 
 def test_plan_to_confident_zone_raises_energy_and_states_the_cost(case, tmp_path):

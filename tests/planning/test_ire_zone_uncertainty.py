@@ -79,3 +79,65 @@ def test_evaluate_reports_the_band(case):  # noqa: F811
     )
     ev2 = hepablate.evaluate(case, fixed)
     assert "confident_target_coverage" not in ev2.plan.metrics.extra
+
+
+def test_confident_tissues_put_each_threshold_at_its_quantile():
+    from hepablate.optimize.ire.confident import confident_tissues
+
+    t = load_tissue_table()
+    strict = confident_tissues(t, 0.9)
+    q = threshold_quantiles(t, 0.9)
+    for i, name in enumerate(t.tissue_names):
+        th = strict.tissues[name].electrical.ire_threshold_v_per_cm
+        assert th.value == pytest.approx(q[i])
+        assert th.range == t.tissues[name].electrical.ire_threshold_v_per_cm.range
+    # The table it came from is untouched.
+    assert (
+        t.tissues["liver"].electrical.ire_threshold_v_per_cm.value
+        < q[t.tissue_names.index("liver")]
+    )
+
+
+def _confident_plans(diameter_mm):
+    from hepablate.optimize import IrePlanOptions, plan_ire
+    from hepablate.phantoms import build_phantom, ire_suite_spec
+
+    case = build_phantom(ire_suite_spec(diameter_mm, 5.0, None, None, 2.0))
+    base = dict(grid_spacing_mm=2.0, monte_carlo_samples=4)
+    nominal = plan_ire(case, IrePlanOptions(**base)).plan
+    conf = plan_ire(case, IrePlanOptions(**base, plan_to_confident_zone=True)).plan
+    (note,) = [w for w in conf.planning.notes if w.code == "confident_zone_planning"]
+    return nominal, conf, note
+
+
+def test_plan_to_confident_zone_keeps_a_plan_whose_confident_zone_covers():
+    nominal, conf, note = _confident_plans(20.0)
+    assert nominal.metrics.extra["confident_target_coverage"] >= 0.99
+    assert "no extra cost" in note.message and note.level == "info"
+    assert [p.tip_lps_mm for p in conf.probes] == [p.tip_lps_mm for p in nominal.probes]
+    assert conf.planning.options["plan_to_confident_zone"] is True
+
+
+def test_plan_to_confident_zone_replans_at_the_quantile_thresholds_and_states_the_cost():
+    # 25 mm: the nominal plan (2 cycles) leaves its confident zone at 96.7 %; planned at the
+    # 90th-percentile thresholds it takes 4 cycles and covers (measured 5 s and 29 s, 2 cores).
+    nominal, conf, note = _confident_plans(25.0)
+    before = nominal.metrics.extra["confident_target_coverage"]
+    after = conf.metrics.extra["confident_target_coverage"]
+    assert before < 0.99 <= after
+    assert conf.status == "feasible" and conf.metrics.target_coverage >= 0.99
+    assert note.level == "info" and "planned to the confident zone" in note.message
+    assert f"{100 * after:.1f} %" in note.message and f"{100 * before:.1f} %" in note.message
+    assert len(conf.pairs) > len(nominal.pairs)  # the cost, in energised pairs
+    # The plan is evaluated at the tissue table's own thresholds (not the strict ones).
+    assert conf.metrics.extra["confident_zone_ml"] < conf.metrics.ablation_volume_ml
+
+
+@pytest.mark.slow
+def test_plan_to_confident_zone_says_when_no_plan_covers_it():
+    # 30 mm: the nominal plan's confident zone covers 96 %, and at the 90th-percentile
+    # thresholds no layout within 3000 V covers (measured: 22 s and 78 s on 2 cores).
+    nominal, conf, note = _confident_plans(30.0)
+    assert nominal.metrics.extra["confident_target_coverage"] < 0.99
+    assert note.level == "warning" and "no plan covers the confident zone" in note.message
+    assert conf.status == nominal.status == "feasible"

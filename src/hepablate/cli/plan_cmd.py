@@ -83,9 +83,10 @@ def register(app: typer.Typer) -> None:
         confident_zone: bool = typer.Option(
             False,
             "--confident-zone",
-            help="Laser: raise the energy until the confident zone (ablated at every end of "
-            "the tissue-property ranges of mu_a, mu_s' and perfusion) covers the target; the "
-            "plan states the energy it costs.",
+            help="Plan so that the confident zone covers the target: laser, the energy raised "
+            "until the zone ablated at every end of the mu_a, mu_s' and perfusion ranges covers "
+            "it; IRE, planned again at the 90th-percentile lethal thresholds if the nominal "
+            "plan's confident zone falls short. The plan states what it costs.",
         ),
         grid_mm: float = typer.Option(1.0, "--grid", help="Planning grid spacing (mm)."),
         tissues_file: Path | None = typer.Option(None, "--tissues", help="Tissue table override."),

@@ -58,6 +58,16 @@ def plan_ire(
     opts = options or IrePlanOptions()
     tissues = tissues or load_tissue_table()
     devices = devices or load_device_table()
+    if opts.plan_to_confident_zone:
+        if engine is not None:
+            raise InputError(
+                "planning to the confident zone builds its own engines (nominal and "
+                "confident thresholds); give no engine",
+                field="plan_to_confident_zone",
+            )
+        from hepablate.optimize.ire.confident import plan_to_confident_zone
+
+        return plan_to_confident_zone(case, opts, tissues, devices, progress, command)
     settings = IreSimulationSettings(grid_spacing_mm=opts.grid_spacing_mm)
     lim = limits_from(devices, search_threshold_v_per_cm(tissues, settings), opts)
     if not case.target_mask.any():

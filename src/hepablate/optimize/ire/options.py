@@ -36,6 +36,9 @@ class IrePlanOptions(BaseModel):
     )
     max_cycles: int | None = Field(None, ge=1)
     seed: int = 0
+    plan_to_confident_zone: bool = False
+    """Plan so that the confident zone (the threshold band's, optimize/ire/confident.py)
+    covers the target; the plan's notes compare it with the nominal plan."""
 
     @model_validator(mode="after")
     def _check(self) -> IrePlanOptions:
