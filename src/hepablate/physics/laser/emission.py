@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+from scipy import ndimage
 
 from hepablate.core.volume import Volume
 
@@ -132,24 +133,8 @@ def source_density(
 def trilinear(a: np.ndarray, ijk: np.ndarray) -> np.ndarray:
     """Trilinear values of `a` (k, j, i) at continuous indices `ijk` ((n, 3), i j k); points
     outside the grid take the nearest edge value."""
-    hi = np.array(a.shape[::-1], float) - 1.0
-    p = np.clip(np.atleast_2d(ijk), 0.0, hi)
-    base = np.minimum(np.floor(p).astype(int), np.maximum(hi.astype(int) - 1, 0))
-    f = p - base
-    out = np.zeros(len(p))
-    for di in (0, 1):
-        for dj in (0, 1):
-            for dk in (0, 1):
-                i = np.minimum(base[:, 0] + di, a.shape[2] - 1)
-                j = np.minimum(base[:, 1] + dj, a.shape[1] - 1)
-                k = np.minimum(base[:, 2] + dk, a.shape[0] - 1)
-                w = (
-                    np.where(di, f[:, 0], 1 - f[:, 0])
-                    * np.where(dj, f[:, 1], 1 - f[:, 1])
-                    * np.where(dk, f[:, 2], 1 - f[:, 2])
-                )
-                out += w * a[k, j, i]
-    return out
+    coords = np.atleast_2d(np.asarray(ijk, float))[:, ::-1].T
+    return ndimage.map_coordinates(a, coords, order=1, mode="nearest")
 
 
 def surface_points(

@@ -7,8 +7,9 @@ Discretisation: cell-centred finite volumes on an isotropic grid (7-point stenci
 diffusion coefficient the harmonic mean of the two cells. Voxels outside `inside` (air, or
 outside the cropped light domain) and the ghost cells beyond the grid edge hold Phi = 0 (a
 zero-fluence boundary; the domain is cropped far enough from the sources that this does not
-matter, see docs/physics-laser.md). A bare fibre is an isotropic point source at the tip,
-spread over the 8 voxels around the tip with trilinear weights (the injected power is exact).
+matter, see docs/physics-laser.md). The fibres' sources (forward-peaked bare tips, line-source
+diffusers) are built in emission.py; `point_source` is the isotropic point of the analytic
+verification.
 
 Because the equation is linear, `unit_fluence` solves one system per fibre for 1 W; callers
 scale by the fibre power and add fibres. Solver: preconditioned conjugate gradients (Jacobi),
@@ -74,23 +75,11 @@ def point_source(
     shape: tuple[int, int, int], ijk: np.ndarray, power_w: float, spacing_mm: float
 ) -> np.ndarray:
     """Source density S (W/mm^3) of an isotropic point source at continuous index `ijk`
-    (i, j, k), spread over the 8 surrounding voxels with trilinear weights."""
-    s = np.zeros(shape)
-    base = np.floor(ijk).astype(int)
-    frac = np.asarray(ijk, float) - base
-    vol = spacing_mm**3
-    for di in (0, 1):
-        for dj in (0, 1):
-            for dk in (0, 1):
-                w = (
-                    (frac[0] if di else 1 - frac[0])
-                    * (frac[1] if dj else 1 - frac[1])
-                    * (frac[2] if dk else 1 - frac[2])
-                )
-                i, j, k = base[0] + di, base[1] + dj, base[2] + dk
-                if w > 0 and 0 <= i < shape[2] and 0 <= j < shape[1] and 0 <= k < shape[0]:
-                    s[k, j, i] += power_w * w / vol
-    return s
+    (i, j, k), spread over the 8 surrounding voxels with trilinear weights (the verification
+    source; plans use `emission.emission_points`)."""
+    from hepablate.physics.laser.emission import source_density
+
+    return source_density(shape, np.asarray(ijk, float), np.ones(1), power_w, spacing_mm**3)
 
 
 def analytic_point_fluence(
